@@ -1,0 +1,3 @@
+from reasonrl.cli import main
+
+raise SystemExit(main())
