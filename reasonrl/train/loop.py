@@ -1,0 +1,216 @@
+"""The optimisation step every stage shares: accumulation, clipping, a non-finite guard,
+the warmup + cosine schedule and the MoE auxiliary-loss-free bias update.
+
+Stages own their data and their loss; they hand `Trainer.step` a loss function and the
+microbatches of one optimizer step. Per-step randomness comes from `(seed, step)` so a resumed
+run draws exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+
+from reasonrl.runlog import Run
+
+LossFn = Callable[[torch.nn.Module, Any], "tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]"]
+
+
+@dataclass
+class OptimConfig:
+    lr: float = field(default=3e-4, metadata={"help": "peak learning rate"})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay (matrices only; never norms, biases or 1-D params)"})
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95], metadata={"help": "AdamW betas [beta1, beta2]"})
+    eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warmup steps before the cosine decay"})
+    total_steps: int = field(default=0, metadata={"help": "length of the schedule in optimizer steps (0: constant lr after warmup)"})
+    min_lr_ratio: float = field(default=0.1, metadata={"help": "the cosine decays to lr * min_lr_ratio at total_steps"})
+    grad_clip: float = field(default=1.0, metadata={"help": "clip the global gradient norm to this value (0 disables clipping)"})
+    grad_accum: int = field(default=1, metadata={"help": "microbatches accumulated into one optimizer step"})
+    moe_bias_gamma: float = field(default=0.001, metadata={"help": "MoE auxiliary-loss-free bias update speed (0 disables it)"})
+    skip_nonfinite: bool = field(default=True, metadata={"help": "skip the optimizer step when the loss or gradient norm is NaN/inf"})
+
+
+# ---- schedule and optimizer ---------------------------------------------------------------------
+def lr_at(step: int, cfg: OptimConfig) -> float:
+    """Learning rate of the optimizer update with 0-based index `step`.
+
+    Warmup is linear and starts at lr / warmup_steps rather than 0, so no step is wasted at lr 0.
+    Afterwards a cosine runs from lr (at step == warmup_steps) to lr * min_lr_ratio (at
+    step == total_steps) and stays there.
+    """
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.total_steps <= cfg.warmup_steps:
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup_steps) / (cfg.total_steps - cfg.warmup_steps))
+    floor = cfg.min_lr_ratio
+    return cfg.lr * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def _no_decay(name: str, param: torch.nn.Parameter) -> bool:
+    # Norm gains and biases set scales and offsets; shrinking them towards 0 only hurts.
+    return param.ndim < 2 or name.endswith(".bias") or "norm" in name.lower()
+
+
+def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only. Buffers (e.g. the MoE
+    `e_score_correction_bias`) and frozen parameters are never optimised."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if _no_decay(name, param) else decay).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay, "name": "decay"},
+              {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}]
+    groups = [g for g in groups if g["params"]]
+    betas = (float(cfg.betas[0]), float(cfg.betas[1]))
+    return torch.optim.AdamW(groups, lr=lr_at(0, cfg), betas=betas, eps=cfg.eps)
+
+
+# ---- per-step randomness ------------------------------------------------------------------------
+def seed_for(seed: int, step: int, stream: str = "default") -> int:
+    """A 63-bit seed that depends only on (seed, step, stream); a hash rather than seed + step so
+    neighbouring runs and streams never share sequences."""
+    digest = hashlib.sha256(f"reasonrl:{seed}:{step}:{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def step_generator(seed: int, step: int, stream: str = "default", device: str | torch.device = "cpu") -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed_for(seed, step, stream))
+    return gen
+
+
+# ---- distributed helpers ------------------------------------------------------------------------
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    if _distributed():
+        torch.distributed.all_reduce(tensor)
+    return tensor
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return model.module
+    return model
+
+
+def _as_float(value: Any) -> float:
+    return float(value.detach().float().item()) if isinstance(value, torch.Tensor) else float(value)
+
+
+def load_max_over_mean(load: torch.Tensor) -> float:
+    """Mean over MoE layers of (busiest expert's tokens / mean tokens per expert); 1.0 is perfect."""
+    load = load.detach().float().reshape(-1, load.shape[-1])
+    ratio = load.max(dim=-1).values / load.mean(dim=-1).clamp_min(1e-9)
+    return float(ratio.mean().item())
+
+
+# ---- the trainer --------------------------------------------------------------------------------
+class Trainer:
+    """One optimizer step per `step()` call over the microbatches it is given.
+
+    `step_count` counts calls (skipped ones included), so the learning-rate schedule and the
+    stage's data cursor stay aligned whatever the guard does.
+    """
+
+    def __init__(self, model: torch.nn.Module, cfg: OptimConfig, run: Run | None = None):
+        self.model = model
+        self.cfg = cfg
+        self.run = run if run is not None else Run.null()
+        self.optimizer = make_optimizer(_unwrap(model), cfg)
+        self.step_count = 0
+        self.skipped_steps = 0
+
+    @property
+    def params(self) -> list[torch.nn.Parameter]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def step(self, loss_fn: LossFn, microbatches: Iterable[Any]) -> dict[str, float]:
+        batches = list(microbatches)
+        if not batches:
+            raise ValueError("Trainer.step needs at least one microbatch")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, sums, load = self._accumulate(loss_fn, batches)
+        grad_norm = self._clip_grad_norm()
+        lr = lr_at(self.step_count, self.cfg)
+        skipped = self.cfg.skip_nonfinite and not self._all_finite(loss, grad_norm)
+        if skipped:
+            self._skip(loss, grad_norm)
+        else:
+            self._apply(lr, load)
+        self.step_count += 1
+        metrics = {k: v / len(batches) for k, v in sums.items()}
+        metrics.update(loss=loss, grad_norm=grad_norm, lr=lr, skipped=float(skipped),
+                       skipped_steps=self.skipped_steps)
+        if load is not None:
+            metrics["moe/load_max_over_mean"] = load_max_over_mean(load)
+        return metrics
+
+    def _accumulate(self, loss_fn: LossFn, batches: list[Any]) -> tuple[float, dict[str, float], torch.Tensor | None]:
+        """Backward over every microbatch with loss / n, so the gradient is that of the mean loss."""
+        loss_total, sums, load_total = 0.0, {}, None
+        for index, batch in enumerate(batches):
+            with self._sync_context(last=index == len(batches) - 1):
+                loss, metrics, load = loss_fn(self.model, batch)
+                (loss / len(batches)).backward()
+            loss_total += _as_float(loss)
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + _as_float(value)
+            if load is not None:
+                load = load.detach()
+                load_total = load if load_total is None else load_total + load
+        return loss_total / len(batches), sums, load_total
+
+    def _sync_context(self, last: bool):
+        # DDP all-reduces on every backward; accumulating locally until the last one saves traffic.
+        if isinstance(self.model, torch.nn.parallel.DistributedDataParallel) and not last:
+            return self.model.no_sync()
+        return contextlib.nullcontext()
+
+    def _clip_grad_norm(self) -> float:
+        params = [p for p in self.params if p.grad is not None]
+        if not params:
+            return 0.0
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        return _as_float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
+    def _all_finite(self, loss: float, grad_norm: float) -> bool:
+        # Every rank must take the same decision, or their weights drift apart.
+        bad = torch.tensor(float(not (math.isfinite(loss) and math.isfinite(grad_norm))))
+        if _distributed() and torch.distributed.get_backend() == "nccl":
+            bad = bad.cuda()
+        return _all_reduce_sum(bad).item() == 0
+
+    def _skip(self, loss: float, grad_norm: float) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.skipped_steps += 1
+        self.run.warn(f"step {self.step_count}: non-finite loss ({loss}) or grad norm ({grad_norm}); "
+                      f"optimizer step skipped ({self.skipped_steps} skipped so far)")
+
+    def _apply(self, lr: float, load: torch.Tensor | None) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        inner = _unwrap(self.model)
+        if load is not None and self.cfg.moe_bias_gamma > 0 and hasattr(inner, "update_moe_bias"):
+            with torch.no_grad():
+                inner.update_moe_bias(_all_reduce_sum(load.clone()), self.cfg.moe_bias_gamma)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "step": self.step_count,
+                "skipped_steps": self.skipped_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step_count = int(state["step"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
