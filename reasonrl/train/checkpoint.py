@@ -1,0 +1,202 @@
+"""Atomic, resumable checkpoints.
+
+Layout of one checkpoint, `<ckpt_root>/step-00000100/`:
+  config.json, model.safetensors   the model (`model.save_pretrained`, transformers format)
+  tokenizer files                  when a tokenizer is given
+  trainer_state.pt                 optimizer + step + RNG states + the stage's `extra`
+  COMPLETE                         written last; a directory without it is not a checkpoint
+
+Everything is written into `<ckpt_root>/.tmp-step-...` first and renamed into place, so a crash
+at any moment leaves either the previous set of checkpoints or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reasonrl.runlog import Run
+from reasonrl.train.distributed import is_main_process
+
+COMPLETE = "COMPLETE"
+TRAINER_STATE = "trainer_state.pt"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+_TMP_PREFIX = ".tmp-"
+
+
+class NonFiniteWeightsError(RuntimeError):
+    """Raised instead of saving a model whose weights contain NaN or inf."""
+
+
+# ---- RNG state ----------------------------------------------------------------------------------
+def rng_state() -> dict[str, Any]:
+    """torch (CPU and CUDA), python and numpy generator states, in types `torch.load` accepts
+    with `weights_only=True`."""
+    np_state = np.random.get_state(legacy=False)
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"bit_generator": np_state["bit_generator"],
+                       "key": torch.from_numpy(np.asarray(np_state["state"]["key"], dtype=np.int64)),
+                       "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]),
+                       "gauss": float(np_state["gauss"])}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Restore generator states; accepts `load_trainer_state(...)` or its `"rng"` entry."""
+    rng = state.get("rng", state)
+    torch.set_rng_state(rng["torch"])
+    random.setstate(_as_tuple(rng["python"]))
+    numpy = rng["numpy"]
+    np.random.set_state({"bit_generator": numpy["bit_generator"],
+                         "state": {"key": numpy["key"].numpy().astype(np.uint32), "pos": numpy["pos"]},
+                         "has_gauss": numpy["has_gauss"], "gauss": numpy["gauss"]})
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _as_tuple(value: Any) -> Any:
+    # random.setstate wants tuples all the way down; serialisers may hand back lists.
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+# ---- saving -------------------------------------------------------------------------------------
+def check_finite(model: torch.nn.Module) -> None:
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise NonFiniteWeightsError(f"refusing to save a checkpoint: {name!r} contains NaN or inf "
+                                        "(the previous checkpoint is kept)")
+
+
+def save_checkpoint(ckpt_root: str | os.PathLike, step: int, *, model: torch.nn.Module, tokenizer: Any = None,
+                    trainer_state: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+                    keep_last: int = 2, run: Run | None = None) -> Path:
+    """Write `ckpt_root/step-{step:08d}` atomically and prune older ones beyond `keep_last`
+    (0 keeps all). Call it on every rank: only rank 0 writes, the others wait for it."""
+    check_finite(model)
+    root = Path(ckpt_root)
+    final = root / f"step-{step:08d}"
+    if is_main_process():
+        _write_checkpoint(root, final, step, model, tokenizer, trainer_state, extra)
+        removed = prune_checkpoints(root, keep_last)
+        (run or Run.null()).print(f"saved checkpoint {final}" + (f" (removed {len(removed)} older)" if removed else ""))
+    _barrier()
+    return final
+
+
+def _write_checkpoint(root: Path, final: Path, step: int, model: torch.nn.Module, tokenizer: Any,
+                      trainer_state: dict[str, Any] | None, extra: dict[str, Any] | None) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    model.save_pretrained(str(tmp))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(tmp))
+    state = {"format": 1, "step": step, "trainer": trainer_state, "rng": rng_state(), "extra": extra or {}}
+    torch.save(state, tmp / TRAINER_STATE)
+    _fsync_tree(tmp)
+    _write_synced(tmp / COMPLETE, json.dumps({"step": step}) + "\n")
+    _fsync_path(tmp)
+    _replace_dir(tmp, final)
+    _fsync_path(root)
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Rename `src` onto `dst`; an existing `dst` (the same step saved again) is moved aside
+    first, because a directory cannot be renamed onto a non-empty one."""
+    aside = None
+    if dst.exists():
+        aside = dst.with_name(f"{_TMP_PREFIX}old-{dst.name}-{os.getpid()}")
+        os.replace(dst, aside)
+    os.replace(src, dst)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def prune_checkpoints(root: Path, keep_last: int) -> list[Path]:
+    """Delete complete checkpoints beyond the newest `keep_last`; each is renamed to a temp name
+    first so a crash mid-delete never leaves a half-deleted directory that looks complete."""
+    if keep_last <= 0:
+        return []
+    doomed = complete_checkpoints(root)[:-keep_last]
+    for path in doomed:
+        trash = path.with_name(f"{_TMP_PREFIX}del-{path.name}-{os.getpid()}")
+        os.replace(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    return doomed
+
+
+# ---- finding and loading ------------------------------------------------------------------------
+def complete_checkpoints(ckpt_root: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    root = Path(ckpt_root)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = _STEP_DIR.match(path.name)
+        if match and path.is_dir() and (path / COMPLETE).is_file():
+            found.append((int(match.group(1)), path))
+    return [path for _, path in sorted(found)]
+
+
+def latest_checkpoint(ckpt_root: str | os.PathLike, *, clean_stale: bool = True) -> Path | None:
+    """The newest complete checkpoint, or None. With `clean_stale` (the default, meant for the
+    process that owns the run at start-up) rank 0 also deletes temp dirs left by a crash;
+    an observer reading while training runs passes `clean_stale=False`."""
+    root = Path(ckpt_root)
+    if clean_stale and is_main_process() and root.is_dir():
+        for path in root.iterdir():
+            if path.name.startswith(_TMP_PREFIX) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+    found = complete_checkpoints(root)
+    return found[-1] if found else None
+
+
+def load_trainer_state(path: str | os.PathLike) -> dict[str, Any]:
+    """`trainer_state.pt` of a checkpoint directory (or the file itself): keys `step`, `trainer`
+    (for `Trainer.load_state_dict`), `rng` (for `restore_rng`) and `extra`."""
+    path = Path(path)
+    file = path / TRAINER_STATE if path.is_dir() else path
+    return torch.load(file, map_location="cpu", weights_only=True)
+
+
+# ---- file-system helpers ------------------------------------------------------------------------
+def _write_synced(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and directory below `root`, so the rename never publishes data that
+    is still only in the page cache."""
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            _fsync_path(Path(dirpath) / name)
+        _fsync_path(Path(dirpath))
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
