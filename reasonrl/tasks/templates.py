@@ -1,0 +1,44 @@
+"""Text formats shared by the corpora and RL: plain worked solutions and the R1-Zero template."""
+
+from __future__ import annotations
+
+# The R1-Zero template (DeepSeek-R1, table 1), shortened for small models with short contexts.
+R1_ZERO_TEMPLATE = (
+    "A conversation between User and Assistant. The User asks a question and the Assistant "
+    "solves it. The Assistant first thinks about the reasoning process and then gives the answer. "
+    "The reasoning process and the answer are enclosed within <think> </think> and "
+    "<answer> </answer> tags.\nUser: {prompt}\nAssistant: "
+)
+
+
+def final_answer(example: dict) -> str:
+    """The answer the worked solution reaches (differs from `answer` for a corrupted solution)."""
+    return str(example.get("meta", {}).get("solution_answer", example["answer"]))
+
+
+def render_solution(example: dict) -> str:
+    """Plain corpus text: `{prompt}\\n{solution}\\nAnswer: {final answer}` (no solution line if none)."""
+    lines = [example["prompt"]]
+    if example.get("solution"):
+        lines.append(example["solution"])
+    lines.append(f"Answer: {final_answer(example)}")
+    return "\n".join(lines)
+
+
+def r1_zero_prompt(example: dict) -> str:
+    """The R1-Zero prompt for `example`; it ends with 'Assistant: ' and the model continues."""
+    return R1_ZERO_TEMPLATE.format(prompt=example["prompt"])
+
+
+def r1_completion(example: dict) -> str:
+    """Target completion `<think>{solution}</think><answer>{final answer}</answer>`."""
+    return f"<think>{example.get('solution', '')}</think><answer>{final_answer(example)}</answer>"
+
+
+def corpus_text(example: dict, template: str = "plain") -> str:
+    """One training document: `plain` (render_solution) or `r1` (R1-Zero prompt + completion)."""
+    if template == "plain":
+        return render_solution(example)
+    if template == "r1":
+        return r1_zero_prompt(example) + r1_completion(example)
+    raise ValueError(f"unknown corpus template '{template}' (expected 'plain' or 'r1')")
