@@ -1,0 +1,121 @@
+"""Run untrusted Python programs in an isolated, resource-limited sandbox.
+
+Layout of one call (threat model and rationale: docs/rewards.md):
+
+    worker process
+      └─ unshare --pid --fork --kill-child --mount --mount-proc --net --ipc --uts
+           └─ _sandbox_init.py  (root, PID 1 of the new pid namespace; read-only mounts, tmpfs)
+                └─ program      (sandbox uid, own user namespace, rlimits, empty env)
+
+Refuses to run (SandboxUnavailable) instead of degrading to an unisolated run.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+
+INIT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_init.py")
+UID_BASE = 200_000
+UID_COUNT = 100_000
+
+
+class SandboxUnavailable(RuntimeError):
+    """Isolation this sandbox requires is missing here; code rewards refuse to run."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_s: float = 2.0          # RLIMIT_CPU per program run
+    wall_s: float = 4.0         # wall clock per program run (sleeping programs use no CPU)
+    memory_mb: int = 512        # RLIMIT_AS
+    file_mb: int = 8            # RLIMIT_FSIZE: any file, stdout and stderr included
+    output_bytes: int = 1 << 20  # stdout read back at most this much
+    nproc: int = 16             # RLIMIT_NPROC for the sandbox uid (binds: the uid is not root)
+    tmpfs_mb: int = 64          # size of the private /tmp (working directory lives there)
+
+
+def sandbox_uid(pid: int | None = None) -> int:
+    """A uid no other live sandbox uses: sandboxes run one at a time per worker process, and
+    distinct live pids stay distinct modulo UID_COUNT while pid_max <= UID_COUNT."""
+    return UID_BASE + (os.getpid() if pid is None else pid) % UID_COUNT
+
+
+def _world_executable(path: str) -> bool:
+    """Whether an unprivileged uid can reach and execute `path` (every directory o+x)."""
+    path = os.path.realpath(path)
+    parts = path.split(os.sep)
+    for i in range(2, len(parts)):
+        if not os.stat(os.sep.join(parts[:i])).st_mode & stat.S_IXOTH:
+            return False
+    return bool(os.stat(path).st_mode & stat.S_IXOTH)
+
+
+def program_python(candidates: tuple[str, ...] | None = None) -> str | None:
+    """The first interpreter the sandbox uid can run (a pyenv under /root/ is not reachable)."""
+    for path in candidates or (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        if path and os.path.exists(path) and _world_executable(path):
+            return os.path.realpath(path)
+    return None
+
+
+def _command() -> list[str]:
+    unshare = shutil.which("unshare") or "/usr/bin/unshare"
+    return [unshare, "--pid", "--fork", "--kill-child", "--mount", "--mount-proc",
+            "--propagation", "private", "--net", "--ipc", "--uts", "--",
+            os.path.realpath(sys.executable), "-I", "-S", INIT_SCRIPT]
+
+
+def run_programs(files: dict[str, str], runs: list[dict], limits: Limits = Limits(),
+                 stop_on_failure: bool = False, python: str | None = None) -> list[dict]:
+    """Run each `{"file": name, "stdin": text}` of `runs` in one sandbox holding `files`.
+
+    Returns one result dict per run executed (exit, signal, timed_out, stdout,
+    stdout_truncated, stderr, wall_s). Raises SandboxUnavailable when isolation is missing.
+    """
+    python = python or program_python()
+    if os.geteuid() != 0 or shutil.which("unshare") is None or python is None:
+        raise SandboxUnavailable(_unavailable_reason(python))
+    spec = {"files": files, "runs": runs, "limits": asdict(limits), "uid": sandbox_uid(),
+            "python": python, "stop_on_failure": stop_on_failure}
+    budget = (limits.wall_s + 0.5) * max(1, len(runs)) + 10.0
+    proc = subprocess.run(_command(), input=json.dumps(spec), capture_output=True, text=True,
+                          env={}, timeout=budget, cwd="/")
+    if proc.returncode != 0:
+        raise SandboxUnavailable(f"sandbox failed to start (rc={proc.returncode}): "
+                                 f"{proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout)["results"]
+
+
+def _unavailable_reason(python: str | None) -> str:
+    if os.geteuid() != 0:
+        return ("code rewards need root to create the sandbox (namespaces + an unprivileged uid); "
+                "refusing to run untrusted code without isolation")
+    if shutil.which("unshare") is None:
+        return "code rewards need util-linux `unshare`; refusing to run untrusted code unisolated"
+    return "no Python interpreter reachable by an unprivileged uid for the sandbox"
+
+
+@functools.lru_cache(maxsize=1)
+def sandbox_check() -> str | None:
+    """None when the sandbox works here, else the reason it does not (cached per process)."""
+    try:
+        results = run_programs({"main.py": "print(6 * 7)\n"}, [{"file": "main.py"}])
+    except (SandboxUnavailable, OSError, subprocess.SubprocessError, ValueError) as exc:
+        return str(exc)
+    if results[0]["stdout"].strip() != "42":
+        return f"sandbox self-test failed: {results[0]}"
+    return None
+
+
+def require_sandbox() -> None:
+    """Raise SandboxUnavailable with one clear message unless the sandbox works."""
+    reason = sandbox_check()
+    if reason is not None:
+        raise SandboxUnavailable(reason)
