@@ -29,6 +29,12 @@ def _rows(logits: Tensor, temperature: float) -> Tensor:
     return logits.reshape(-1, logits.shape[-1])  # (B*T, V)
 
 
+def _scaled(chunk: Tensor, temperature: float) -> Tensor:
+    # float32 for a stable logsumexp under bf16; skip the extra (n, V) copy at temperature 1.
+    x = chunk.float()
+    return x if temperature == 1.0 else x / temperature
+
+
 def token_logprobs(logits: Tensor, target_ids: Tensor, temperature: float = 1.0) -> Tensor:
     """``log_softmax(logits / temperature)`` gathered at ``target_ids``: (B, T, V), (B, T) -> (B, T).
 
@@ -39,7 +45,7 @@ def token_logprobs(logits: Tensor, target_ids: Tensor, temperature: float = 1.0)
     ids = target_ids.reshape(-1)  # (N,)
     out = []
     for start in range(0, flat.shape[0], _CHUNK_ROWS):
-        x = flat[start : start + _CHUNK_ROWS].float() / temperature  # (n, V)
+        x = _scaled(flat[start : start + _CHUNK_ROWS], temperature)  # (n, V)
         tgt = x.gather(1, ids[start : start + _CHUNK_ROWS, None]).squeeze(1)  # (n,)
         out.append(tgt - torch.logsumexp(x, dim=-1))
     return torch.cat(out).view(target_ids.shape)
@@ -50,7 +56,7 @@ def token_entropy(logits: Tensor, temperature: float = 1.0) -> Tensor:
     flat = _rows(logits, temperature)
     out = []
     for start in range(0, flat.shape[0], _CHUNK_ROWS):
-        x = flat[start : start + _CHUNK_ROWS].float() / temperature  # (n, V)
+        x = _scaled(flat[start : start + _CHUNK_ROWS], temperature)  # (n, V)
         logp = F.log_softmax(x, dim=-1)
         out.append(-(logp.exp() * logp).sum(-1))
     return torch.cat(out).view(logits.shape[:-1])
