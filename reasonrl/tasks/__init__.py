@@ -7,6 +7,7 @@ package is light: reasoning-gym is imported only when an `rg:` task is built.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from . import arithmetic, countdown, files, rg
@@ -18,8 +19,7 @@ from .templates import corpus_text, final_answer, r1_completion, r1_zero_prompt,
 BUILDERS = {
     "arithmetic": arithmetic.build,
     "countdown": countdown.build,
-    **{name: (lambda name: lambda **options: files.build_benchmark(name, **options))(name)
-       for name in files.BENCHMARK_FILES},
+    **{name: partial(files.build_benchmark, name) for name in files.BENCHMARK_FILES},
 }
 
 __all__ = ["BUILDERS", "DataError", "Task", "corpus_text", "countdown_score", "final_answer", "get_task",
