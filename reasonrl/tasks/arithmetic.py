@@ -118,9 +118,8 @@ def _expression(operands: list[int], ops: str) -> str:
 
 
 def _example(operands: list[int], ops: str, rng: random.Random, error_rate: float) -> dict:
-    solution, value = solve(operands, ops)
-    events = _Slips()
-    solve(operands, ops, events)
+    events = _Slips()  # forgets nothing; counts the carries a slip could hit
+    solution, value = solve(operands, ops, events)
     final, corrupted = value, False
     if events.count and error_rate > 0 and rng.random() < error_rate:
         try:
