@@ -1,0 +1,79 @@
+"""Tiny models and a character tokenizer for the sampler tests (no hub, no files)."""
+
+from __future__ import annotations
+
+import torch
+
+VOCAB = 512
+
+
+def tiny_qwen2(seed: int = 0, vocab: int = VOCAB, layers: int = 2):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(hidden_size=64, num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                      intermediate_size=128, vocab_size=vocab, max_position_embeddings=256, eos_token_id=1)
+    return Qwen2ForCausalLM(cfg).eval()
+
+
+def tiny_llama(seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
+                      intermediate_size=128, vocab_size=VOCAB, max_position_embeddings=256, eos_token_id=1,
+                      rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                    "high_freq_factor": 4.0, "original_max_position_embeddings": 64})
+    return LlamaForCausalLM(cfg).eval()
+
+
+def tiny_gpt2(seed: int = 0):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    cfg = GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=VOCAB, n_positions=256, eos_token_id=1)
+    return GPT2LMHeadModel(cfg).eval()
+
+
+def random_prompts(lengths, seed: int = 0, vocab: int = VOCAB):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(2, vocab, (n,), generator=g).tolist() for n in lengths]
+
+
+def teacher_forced_logprobs(model, prompt, completion, temperature=1.0):
+    """log_softmax(logits / T) of `completion` given `prompt`, from one uncached forward."""
+    ids = torch.tensor([prompt + completion])
+    with torch.no_grad():
+        logits = model(ids)
+        logits = logits if torch.is_tensor(logits) else logits.logits
+    logp = torch.log_softmax(logits[0, len(prompt) - 1 : -1].float() / temperature, -1)
+    return logp.gather(-1, torch.tensor(completion)[:, None])[:, 0]
+
+
+def greedy_reference(model, prompt, steps, stop_ids=()):
+    """Step-by-step argmax of the full uncached forward."""
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(steps):
+            logits = model(torch.tensor([ids]))
+            logits = logits if torch.is_tensor(logits) else logits.logits
+            ids.append(int(logits[0, -1].argmax()))
+            if ids[-1] in stop_ids:
+                break
+    return ids[len(prompt):]
+
+
+class CharTokenizer:
+    """id i -> one character; enough for stop strings and texts."""
+
+    alphabet = "abcdefghijklmnopqrstuvwxyz .,!?"
+    eos_token_id = 1
+
+    def decode(self, ids, skip_special_tokens=False):
+        return "".join("" if (skip_special_tokens and i == 1) else self.alphabet[i % len(self.alphabet)] for i in ids)
+
+    def batch_decode(self, rows, skip_special_tokens=False):
+        return [self.decode(r, skip_special_tokens) for r in rows]
+
+    def encode(self, text, add_special_tokens=False):
+        return [self.alphabet.index(c) + 2 * len(self.alphabet) for c in text]

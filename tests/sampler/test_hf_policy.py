@@ -1,0 +1,88 @@
+"""HFPolicy: the cache protocol of docs/design.md on transformers models."""
+
+import pytest
+import torch
+
+from reasonrl.model.hf_policy import HFPolicy, KVCache, TokenCache, smollm2_path
+
+from tests.sampler.helpers import random_prompts, tiny_gpt2, tiny_llama, tiny_qwen2
+
+MODELS = {"qwen2": tiny_qwen2, "llama3-rope": tiny_llama, "gpt2-generic": tiny_gpt2}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_cached_forward_matches_full_forward(name):
+    hf = MODELS[name]()
+    policy = HFPolicy(hf)
+    ids = torch.tensor(random_prompts([12, 12, 12]))
+    lengths = [5, 9, 12]
+    cache = policy.make_cache(3, 16)
+    assert isinstance(cache, TokenCache if name == "gpt2-generic" else KVCache)
+    with torch.no_grad():
+        full = hf(ids).logits
+        padded = ids.clone()
+        for b, n in enumerate(lengths):
+            padded[b, n:] = 0  # right padding that later decode steps overwrite
+        pre = policy(padded[:, :12], cache=cache)
+        for b, n in enumerate(lengths):
+            torch.testing.assert_close(pre[b, :n], full[b, :n], atol=1e-4, rtol=0)
+        pos = torch.tensor(lengths)
+        while int(pos.min()) < 12:  # every row decodes at its own position
+            step = pos.clamp(max=11)
+            out = policy(ids.gather(1, step[:, None]), positions=step[:, None], cache=cache)
+            for b in range(3):
+                if pos[b] < 12:
+                    torch.testing.assert_close(out[b, 0], full[b, pos[b]], atol=1e-4, rtol=0)
+            pos = pos + 1
+
+
+def test_keep_reorders_and_repeats_rows():
+    policy = HFPolicy(tiny_qwen2())
+    ids = torch.tensor(random_prompts([6, 6, 6]))
+    cache = policy.make_cache(3, 8)
+    with torch.no_grad():
+        policy(ids, cache=cache)
+        cache.keep(torch.tensor([2, 0, 0]))
+        assert cache.batch_size == 3 and cache.max_len == 8
+        nxt = torch.tensor([[7], [8], [9]])
+        out = policy(nxt, positions=torch.full((3, 1), 6), cache=cache)
+        ref = policy(torch.cat([ids[[2, 0, 0]], nxt], 1))[:, -1]
+    torch.testing.assert_close(out[:, 0], ref, atol=1e-4, rtol=0)
+
+
+def test_forward_train_and_flags():
+    policy = HFPolicy(tiny_qwen2())
+    out = policy.forward_train(torch.tensor(random_prompts([5, 5])))
+    assert out.logits.shape == (2, 5, policy.config.vocab_size)
+    assert out.mtp_logits == [] and out.moe_load is None and float(out.aux_loss) == 0.0
+    assert out.logits.requires_grad and policy.is_native is False
+
+
+def test_save_and_load_roundtrip(tmp_path):
+    from reasonrl.model.hf_policy import load_hf_policy
+
+    policy = HFPolicy(tiny_qwen2())
+    policy.save_pretrained(tmp_path)
+    loaded = load_hf_policy(tmp_path)
+    ids = torch.tensor(random_prompts([7]))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids), policy(ids))
+    with pytest.raises(FileNotFoundError, match="model not found"):
+        load_hf_policy(tmp_path / "missing")
+
+
+@pytest.mark.slow
+def test_smollm2_gguf_cached_matches_full():
+    from reasonrl.model.hf_policy import load_hf_policy, load_tokenizer
+
+    try:
+        path, gguf = smollm2_path()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    policy = load_hf_policy(path, gguf_file=gguf)
+    tok = load_tokenizer(path, gguf_file=gguf)
+    ids = torch.tensor([tok.encode("The capital of France is")])
+    cache = policy.make_cache(1, ids.shape[1] + 1)
+    assert isinstance(cache, KVCache)
+    with torch.no_grad():
+        torch.testing.assert_close(policy(ids, cache=cache), policy(ids), atol=1e-3, rtol=0)
