@@ -32,37 +32,45 @@ def build_runs(code: str, tests: list[dict]) -> tuple[dict[str, str], list[dict]
     return files, runs
 
 
-def limit_violation(result: dict) -> tuple[str, str] | None:
-    """(kind, reason) when a run ended by a limit rather than by a verdict of its own."""
-    err = result["stderr"]
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().split("\n") if line.strip()]
+    return lines[-1].strip()[:300] if lines else ""
+
+
+def run_failure(result: dict, test: dict) -> tuple[str, str] | None:
+    """(kind, reason) when a run ended without a verdict of its own: a time limit
+    ("timeout"), another limit, a signal or an uncaught exception ("error"). None when the
+    program ran to completion, or failed an assert test's assertion (a plain wrong answer)."""
+    err = _last_line(result["stderr"])
     if result["timed_out"]:
         return "timeout", "wall-clock limit"
-    if result["signal"] == signal.SIGXCPU or result["signal"] == signal.SIGKILL:
-        return "timeout", f"cpu time limit (signal {result['signal']})"
+    if result["signal"] == signal.SIGXCPU:
+        return "timeout", "cpu time limit"
     if result["signal"] is not None:
         return "error", f"killed by signal {result['signal']}"
-    if "MemoryError" in err:
-        return "error", "memory limit"
-    if "[Errno 27]" in err or result["stdout_truncated"]:
-        return "error", "output/file size limit"
-    if "BlockingIOError" in err or "Resource temporarily unavailable" in err:
-        return "error", "process limit"
-    if result["exit"] == 111 and "sandbox setup failed" in err:
-        return "error", err[-300:]
-    return None
+    if result["exit"] == 0:
+        return ("error", "output size limit") if result["stdout_truncated"] else None
+    if "assert" in test and err.startswith("AssertionError"):
+        return None
+    for marker, what in (("MemoryError", "memory limit"), ("[Errno 27]", "file size limit"),
+                         ("BlockingIOError", "process limit")):
+        if marker in err:
+            return "error", f"{what}: {err}"
+    return "error", f"exit code {result['exit']}: {err}"
 
 
 def passed(result: dict, test: dict) -> bool:
-    if result["exit"] != 0 or result["timed_out"]:
+    if result["exit"] != 0 or result["timed_out"] or result["stdout_truncated"]:
         return False
     return "assert" in test or same_output(result["stdout"], str(test.get("output", "")))
 
 
 def code_reward(completion: str, example: dict, partial: bool = False, cpu_s: float = 2.0,
                 wall_s: float = 4.0, memory_mb: int = 512, max_tests: int = 64) -> float | None:
-    """1.0 when every test passes (partial=True: the fraction passed). No code block: 0.0.
-    A run stopped by a limit (time, memory, output, processes, signal) raises RewardFailure
-    when it decides the outcome, so limits are counted rather than silently scored 0."""
+    """1.0 when every test passes (partial=True: the fraction passed); 0.0 for a wrong answer
+    or no code block. A program that crashes, hits a limit or is killed raises RewardFailure
+    (status timeout/error with the reason) when that decides the outcome: with partial=False
+    the first failing test, with partial=True only when no test passed."""
     tests = list(example.get("tests") or [])[:max_tests]
     if not tests:
         return None
@@ -76,10 +84,12 @@ def code_reward(completion: str, example: dict, partial: bool = False, cpu_s: fl
     except subprocess.TimeoutExpired:
         raise RewardFailure("timeout", "sandbox did not finish in its budget") from None
     verdicts = [passed(r, t) for r, t in zip(results, tests)]
-    if all(verdicts) and len(verdicts) == len(tests):
+    if len(verdicts) == len(tests) and all(verdicts):
         return 1.0
-    violations = [limit_violation(r) for r, ok in zip(results, verdicts) if not ok]
-    if violations and all(violations) and (not partial or not any(verdicts)):
-        kind, reason = violations[0]
-        raise RewardFailure(kind, reason)
-    return sum(verdicts) / len(tests) if partial else 0.0
+    if partial and any(verdicts):
+        return sum(verdicts) / len(tests)
+    first = verdicts.index(False)
+    failure = run_failure(results[first], tests[first])
+    if failure is not None:
+        raise RewardFailure(failure[0], f"test {first}: {failure[1]}")
+    return 0.0
