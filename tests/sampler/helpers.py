@@ -77,3 +77,15 @@ class CharTokenizer:
 
     def encode(self, text, add_special_tokens=False):
         return [self.alphabet.index(c) + 2 * len(self.alphabet) for c in text]
+
+
+def chi2_pvalue(counts: torch.Tensor, probs: torch.Tensor) -> float:
+    """Pearson chi-square goodness of fit (cells with expected count < 5 pooled)."""
+    expected = probs * counts.sum()
+    small = expected < 5
+    if small.any():
+        counts = torch.cat([counts[~small], counts[small].sum()[None]])
+        expected = torch.cat([expected[~small], expected[small].sum()[None]])
+    stat = ((counts - expected) ** 2 / expected.clamp_min(1e-12)).sum()
+    df = len(counts) - 1
+    return float(torch.special.gammaincc(torch.tensor(df / 2.0, dtype=torch.float64), stat / 2))
