@@ -24,16 +24,23 @@ LossFn = Callable[[torch.nn.Module, Any], "tuple[torch.Tensor, dict[str, Any], t
 @dataclass
 class OptimConfig:
     lr: float = field(default=3e-4, metadata={"help": "peak learning rate"})
-    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay (matrices only; never norms, biases or 1-D params)"})
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95], metadata={"help": "AdamW betas [beta1, beta2]"})
+    weight_decay: float = field(default=0.1,
+                                metadata={"help": "AdamW weight decay (matrices only; never norms, biases or 1-D params)"})
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95],
+                               metadata={"help": "AdamW betas [beta1, beta2]"})
     eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
     warmup_steps: int = field(default=0, metadata={"help": "linear warmup steps before the cosine decay"})
-    total_steps: int = field(default=0, metadata={"help": "length of the schedule in optimizer steps (0: constant lr after warmup)"})
-    min_lr_ratio: float = field(default=0.1, metadata={"help": "the cosine decays to lr * min_lr_ratio at total_steps"})
-    grad_clip: float = field(default=1.0, metadata={"help": "clip the global gradient norm to this value (0 disables clipping)"})
+    total_steps: int = field(default=0,
+                             metadata={"help": "length of the schedule in optimizer steps (0: constant lr after warmup)"})
+    min_lr_ratio: float = field(default=0.1,
+                                metadata={"help": "the cosine decays to lr * min_lr_ratio at total_steps"})
+    grad_clip: float = field(default=1.0,
+                             metadata={"help": "clip the global gradient norm to this value (0 disables clipping)"})
     grad_accum: int = field(default=1, metadata={"help": "microbatches accumulated into one optimizer step"})
-    moe_bias_gamma: float = field(default=0.001, metadata={"help": "MoE auxiliary-loss-free bias update speed (0 disables it)"})
-    skip_nonfinite: bool = field(default=True, metadata={"help": "skip the optimizer step when the loss or gradient norm is NaN/inf"})
+    moe_bias_gamma: float = field(default=0.001,
+                                  metadata={"help": "MoE auxiliary-loss-free bias update speed (0 disables it)"})
+    skip_nonfinite: bool = field(default=True,
+                                 metadata={"help": "skip the optimizer step when the loss or gradient norm is NaN/inf"})
 
 
 # ---- schedule and optimizer ---------------------------------------------------------------------
@@ -81,7 +88,8 @@ def seed_for(seed: int, step: int, stream: str = "default") -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def step_generator(seed: int, step: int, stream: str = "default", device: str | torch.device = "cpu") -> torch.Generator:
+def step_generator(seed: int, step: int, stream: str = "default",
+                   device: str | torch.device = "cpu") -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.manual_seed(seed_for(seed, step, stream))
     return gen
