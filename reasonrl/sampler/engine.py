@@ -89,26 +89,29 @@ def make_generator(seed: int | None, device) -> torch.Generator:
 
 
 # ---- prefill --------------------------------------------------------------------------------
-def prefill(model, ids: torch.Tensor, lengths: torch.Tensor, cache) -> torch.Tensor:
+def prefill(model, ids: torch.Tensor, lengths: torch.Tensor, cache, with_hidden: bool = False):
     """Write the right-padded prompts [B, T] into the cache; logits of each row's last token [B, V].
 
     Time is chunked so the [B, chunk, V] logits stay bounded; a chunk attends to earlier chunks
-    through the cache.
+    through the cache. `with_hidden`: also return the trunk output [B, T, d] (for MTP drafting).
     """
     B, T = ids.shape
-    vocab = model.config.vocab_size
-    chunk = max(16, PREFILL_LOGIT_ELEMENTS // max(1, B * vocab))
-    last = None
+    chunk = max(16, PREFILL_LOGIT_ELEMENTS // max(1, B * model.config.vocab_size))
+    rows = torch.arange(B, device=ids.device)
+    last, hiddens = None, []
     for start in range(0, T, chunk):
         end = min(T, start + chunk)
         pos = torch.arange(start, end, device=ids.device)[None].expand(B, end - start)
-        logits = model(ids[:, start:end], positions=pos, cache=cache)  # [B, c, V]
-        if last is None:
-            last = logits.new_zeros(B, logits.shape[-1])
-        inside = (lengths - 1 >= start) & (lengths - 1 < end)
-        idx = (lengths - 1 - start).clamp(0, end - start - 1)
-        picked = logits[torch.arange(B, device=ids.device), idx]
-        last = torch.where(inside[:, None], picked, last)
+        if with_hidden:
+            logits, h = model.forward_hidden(ids[:, start:end], positions=pos, cache=cache)
+            hiddens.append(h)
+        else:
+            logits = model(ids[:, start:end], positions=pos, cache=cache)  # [B, c, V]
+        inside = ((lengths - 1 >= start) & (lengths - 1 < end))[:, None]
+        picked = logits[rows, (lengths - 1 - start).clamp(0, end - start - 1)]
+        last = picked if last is None else torch.where(inside, picked, last)
+    if with_hidden:
+        return last, torch.cat(hiddens, 1)
     return last
 
 

@@ -89,3 +89,29 @@ def chi2_pvalue(counts: torch.Tensor, probs: torch.Tensor) -> float:
     stat = ((counts - expected) ** 2 / expected.clamp_min(1e-12)).sum()
     df = len(counts) - 1
     return float(torch.special.gammaincc(torch.tensor(df / 2.0, dtype=torch.float64), stat / 2))
+
+
+def pattern_batch(batch: int, length: int, vocab: int, generator: torch.Generator, jump: float = 0.2):
+    """Sequences that mostly count up by one (mod vocab) and sometimes jump by three."""
+    start = torch.randint(0, vocab, (batch, 1), generator=generator)
+    steps = torch.where(torch.rand(batch, length - 1, generator=generator) < jump, 3, 1)
+    return torch.cat([start, start + steps.cumsum(1)], 1) % vocab
+
+
+def train_native(model, steps: int, vocab: int, seed: int = 0, lr: float = 3e-3, batch: int = 16, length: int = 32):
+    """A few AdamW steps on `pattern_batch` text with the MTP loss, so the MTP draft means something."""
+    from reasonrl.model.mtp import mtp_loss
+
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        ids = pattern_batch(batch, length, vocab, g)
+        out = model.forward_train(ids)
+        lg = out.logits[:, :-1]
+        loss = torch.nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), ids[:, 1:].reshape(-1))
+        loss = loss + mtp_loss(out.mtp_logits, ids, 1.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
