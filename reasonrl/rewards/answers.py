@@ -13,6 +13,11 @@ from fractions import Fraction
 from reasonrl.rewards.extract import extract_answer, strip_math_delimiters
 
 
+def _extract(completion: str, example: dict, extract) -> str | None:
+    """The verifier's `extract` option, else the task's meta["extract"], else the default."""
+    return extract_answer(completion, extract or (example.get("meta") or {}).get("extract"))
+
+
 def _gold(example: dict) -> str | None:
     gold = example.get("answer")
     if gold is None:
@@ -48,7 +53,7 @@ def math_accuracy(completion: str, example: dict, extract: str | None = None) ->
     gold_parsed = _parse_math(gold)
     if not gold_parsed:
         return None
-    pred = extract_answer(completion, extract)
+    pred = _extract(completion, example, extract)
     if pred is None:
         return 0.0
     pred_parsed = _parse_math(pred)
@@ -75,7 +80,7 @@ def exact_match(completion: str, example: dict, extract: str | None = None,
     gold = _gold(example)
     if gold is None:
         return None
-    pred = extract_answer(completion, extract)
+    pred = _extract(completion, example, extract)
     if pred is None:
         return 0.0
     return float(normalize_text(pred, case_sensitive) == normalize_text(gold, case_sensitive))
@@ -104,7 +109,7 @@ def numeric_match(completion: str, example: dict, extract: str | None = None,
     gold = None if gold_text is None else parse_number(gold_text)
     if gold is None:
         return None
-    pred_text = extract_answer(completion, extract)
+    pred_text = _extract(completion, example, extract)
     pred = None if pred_text is None else parse_number(pred_text)
     if pred is None:
         return 0.0
@@ -140,7 +145,7 @@ def choice_match(completion: str, example: dict, extract: str | None = None) -> 
         gold_letter = chr(ord("A") + choices.index(gold))
     if gold_letter is None:
         return None
-    pred = extract_answer(completion, extract)
+    pred = _extract(completion, example, extract)
     if pred is None:
         return 0.0
     by_text = {normalize_text(c): chr(ord("A") + i) for i, c in enumerate(choices)}
@@ -167,7 +172,7 @@ def reasoning_gym_score(completion: str, example: dict, extract: str | None = No
     name = meta.get("rg_dataset") or (entry.get("metadata") or {}).get("source_dataset")
     if not name:
         return None
-    pred = extract_answer(completion, extract)
+    pred = _extract(completion, example, extract)
     if pred is None:
         return 0.0
     return float(_rg_scorer(name)(pred, entry))

@@ -18,7 +18,7 @@ import time
 
 from reasonrl.rewards.worker import worker_main
 
-PRELOAD = ["reasonrl.rewards.worker", "reasonrl.rewards.answers", "math_verify"]
+PRELOAD = ("reasonrl.rewards.worker", "reasonrl.rewards.answers", "math_verify")
 
 
 class _Worker:
@@ -49,7 +49,7 @@ class WorkerPool:
                  startup_timeout: float = 120.0):
         self.ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
-            self.ctx.set_forkserver_preload(PRELOAD)
+            self.ctx.set_forkserver_preload(list(PRELOAD))
         self.warm = warm
         self.startup_timeout = startup_timeout
         self.workers = [_Worker(self.ctx, warm) for _ in range(num_workers)]

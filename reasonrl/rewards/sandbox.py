@@ -16,12 +16,14 @@ import functools
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
 
 INIT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_init.py")
+PR_SET_PDEATHSIG = 1
 UID_BASE = 200_000
 UID_COUNT = 100_000
 
@@ -65,6 +67,14 @@ def program_python(candidates: tuple[str, ...] | None = None) -> str | None:
     return None
 
 
+def _die_with_parent() -> None:
+    """preexec_fn: if the worker is killed (pool timeout), `unshare` gets SIGKILL, which its
+    --kill-child passes on to PID 1, which takes the whole pid namespace with it."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def _command() -> list[str]:
     unshare = shutil.which("unshare") or "/usr/bin/unshare"
     return [unshare, "--pid", "--fork", "--kill-child", "--mount", "--mount-proc",
@@ -86,7 +96,7 @@ def run_programs(files: dict[str, str], runs: list[dict], limits: Limits = Limit
             "python": python, "stop_on_failure": stop_on_failure}
     budget = (limits.wall_s + 0.5) * max(1, len(runs)) + 10.0
     proc = subprocess.run(_command(), input=json.dumps(spec), capture_output=True, text=True,
-                          env={}, timeout=budget, cwd="/")
+                          env={}, timeout=budget, cwd="/", preexec_fn=_die_with_parent)
     if proc.returncode != 0:
         raise SandboxUnavailable(f"sandbox failed to start (rc={proc.returncode}): "
                                  f"{proc.stderr.strip()[-500:]}")

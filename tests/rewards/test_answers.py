@@ -71,3 +71,12 @@ def test_unknown_verifier_and_option_are_rejected():
         get_verifier("nope")
     with pytest.raises(TypeError):
         get_verifier("format", mdoe="soft")
+
+
+def test_task_sets_extraction_order_through_meta():
+    numeric = get_verifier("numeric")
+    text = "<answer>7</answer>\n#### 8"
+    assert numeric(text, {"answer": "7"}) == 1.0  # default order: answer tag first
+    assert numeric(text, {"answer": "8", "meta": {"extract": "hashes,boxed"}}) == 1.0
+    # the verifier option wins over the task's meta
+    assert get_verifier("numeric", extract="answer_tag")(text, {"answer": "7", "meta": {"extract": "hashes"}}) == 1.0

@@ -117,3 +117,14 @@ def test_pool_is_reused_across_calls(runtime):
     assert time.monotonic() - start < 1.0
     assert [w.proc.pid for w in runtime._pool.workers] == pids
     assert all(os.path.exists(f"/proc/{pid}") for pid in pids)
+
+
+def test_per_component_timeout_and_user_verifier_in_meta(runtime):
+    spec = {"accuracy": {"weight": 1.0, "timeout_s": 0.5}}
+    examples = [{"meta": {"verifier": f"{UV}:sleep_forever"}}, {"meta": {"verifier": "no_such"}}]
+    start = time.monotonic()
+    result = runtime.score(["sleep", "x"], examples, spec=spec, timeout_s=60.0)
+    assert time.monotonic() - start < 5.0  # the spec's 0.5 s wins over the call's 60 s
+    assert result.status["accuracy"] == ["timeout", "error"]
+    assert result.reasons["accuracy"][0] == "exceeded 0.5 s"
+    assert "no_such" in result.reasons["accuracy"][1]

@@ -231,3 +231,22 @@ def test_run_failure_classification():
         "error", "exit code 1: AssertionError")
     assert run_failure({**base, "exit": None, "signal": 24, "stderr": ""}, {}) == ("timeout", "cpu time limit")
     assert run_failure({**base, "exit": 0, "stderr": ""}, {}) is None
+
+
+def test_killed_worker_takes_its_sandbox_along():
+    """A pool timeout SIGKILLs the worker mid-program; the sandbox must not live on."""
+    import time
+
+    code = "import time\ntime.sleep(10**6)\n"
+    with RewardRuntime(num_workers=1) as rt:
+        rt._timeout = lambda *args: 1.0  # a pool deadline shorter than the sandbox's own 30 s
+        start = time.monotonic()
+        result = rt.score([completion(code)], [{"tests": [{"input": "", "output": "x"}]}],
+                          spec={"code": {"weight": 1.0, "wall_s": 30.0}})
+        assert time.monotonic() - start < 10
+        assert result.status["code"] == ["timeout"]
+        assert result.reasons["code"] == ["exceeded 1 s"]
+        deadline = time.monotonic() + 5
+        while sandbox_processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sandbox_processes() == []
