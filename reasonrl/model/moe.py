@@ -44,9 +44,30 @@ class Gate(nn.Module):
         return grouped.masked_fill(~keep[..., None], float("-inf")).view(N, -1)
 
 
+def _grouped_mm_ok(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """torch's grouped GEMM (one kernel for all experts) needs 16-byte aligned rows and pointers;
+    on CUDA we only trust it for bf16."""
+    if not hasattr(F, "grouped_mm") or x.dtype != w.dtype:
+        return False
+    if x.device.type == "cuda" and x.dtype != torch.bfloat16:
+        return False
+    n = 16 // x.element_size()
+    return (x.shape[-1] % n == 0 and w.shape[-2] % n == 0 and x.data_ptr() % 16 == 0
+            and w.data_ptr() % 16 == 0)
+
+
+def grouped_linear(x: torch.Tensor, w: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
+    """x (S, in) sorted by expert, offs (E,) int32 cumulative counts; w (E, out, in) -> (S, out)."""
+    if _grouped_mm_ok(x, w):
+        return F.grouped_mm(x, w.transpose(-2, -1), offs=offs)
+    # unbind, not w[e]: one backward buffer for all experts instead of one full-size zero tensor each
+    bounds = [0] + offs.tolist()
+    return torch.cat([F.linear(x[a:b], we) for a, b, we in zip(bounds[:-1], bounds[1:], w.unbind(0))])
+
+
 class Experts(nn.Module):
-    """Routed experts as stacked weights (E, 2I, d) and (E, d, I): tokens are sorted by expert
-    and each expert runs one dense matmul over its tokens (no per-token Python loop)."""
+    """Routed experts as stacked weights (E, 2I, d) and (E, d, I): tokens are sorted by expert and
+    all experts run as one grouped GEMM (a dense matmul per expert where that is unavailable)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -56,20 +77,18 @@ class Experts(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         # x (N, d); w, idx (N, K)
-        K, E = idx.shape[1], self.gate_up_proj.shape[0]
+        N, K = idx.shape
+        E = self.gate_up_proj.shape[0]
         flat = idx.reshape(-1)
         order = flat.argsort()
-        counts = torch.bincount(flat, minlength=E).tolist()
-        tok = order // K  # source token of each sorted (token, choice) pair
-        xs = x[tok]  # (N*K, d), grouped by expert
-        outs = []
-        for e, xe in enumerate(xs.split(counts)):
-            if counts[e] == 0:
-                continue
-            g, u = F.linear(xe, self.gate_up_proj[e]).chunk(2, dim=-1)
-            outs.append(F.linear(F.silu(g) * u, self.down_proj[e]))
-        ys = torch.cat(outs) * w.reshape(-1)[order, None].to(x.dtype)
-        return torch.zeros_like(x).index_add_(0, tok, ys)
+        offs = torch.bincount(flat, minlength=E).cumsum(0).to(torch.int32)
+        xs = x[order // K]  # (N*K, d), grouped by expert
+        g, u = grouped_linear(xs, self.gate_up_proj, offs).chunk(2, dim=-1)
+        ys = grouped_linear(F.silu(g) * u, self.down_proj, offs) * w.reshape(-1)[order, None].to(x.dtype)
+        # back to (token, choice) order, then sum the K choices (deterministic, unlike index_add_)
+        out = torch.empty_like(ys)
+        out[order] = ys
+        return out.view(N, K, -1).sum(1)
 
 
 def sequence_balance_loss(scores: torch.Tensor, idx: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -127,3 +127,20 @@ def test_aux_loss_free_balancing_undoes_a_collapsed_router():
     print(f"max/mean expert load, last 50 steps: gamma=0 {collapsed:.2f}, gamma=0.003 {balanced:.2f}")
     assert collapsed > 2.8  # 8 experts, top-2: 4.0 is total collapse, 1.0 perfect balance
     assert balanced < 1.5
+
+
+def test_grouped_gemm_and_per_expert_fallback_agree(monkeypatch):
+    import reasonrl.model.moe as moe_mod
+
+    m = create("tiny", seed=0)
+    moe = m.layers[1].mlp
+    x = torch.randn(3, 7, m.config.hidden_size)
+    grads = []
+    for ok in (True, False):
+        monkeypatch.setattr(moe_mod, "_grouped_mm_ok", lambda a, b, ok=ok: ok and hasattr(torch.nn.functional, "grouped_mm"))
+        moe.zero_grad()
+        y, _, _ = moe(x)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        grads.append((y.detach(), moe.experts.gate_up_proj.grad.clone(), moe.experts.down_proj.grad.clone()))
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-5)
