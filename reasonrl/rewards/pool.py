@@ -78,17 +78,31 @@ class WorkerPool:
         queue = collections.deque(jobs[i:i + chunk] for i in range(0, len(jobs), chunk))
         results: dict = {}
         while len(results) < len(jobs):
-            self._dispatch(queue)
-            self._collect(results, queue)
+            self._dispatch(queue, results)
+            if len(results) < len(jobs):
+                self._collect(results, queue)
         return results
 
-    def _dispatch(self, queue: collections.deque) -> None:
-        for worker in self.workers:
+    def _dispatch(self, queue: collections.deque, results: dict) -> None:
+        for worker in list(self.workers):
             if worker.ready and not worker.pending and queue:
                 batch = queue.popleft()
+                try:
+                    # pickling happens before any byte is written, so a failure leaves the
+                    # pipe clean
+                    worker.conn.send([(job_id, *job) for job_id, _, job in batch])
+                except OSError:  # the worker died while idle: hand the batch to its successor
+                    queue.appendleft(batch)
+                    self._replace(worker)
+                    continue
+                except Exception as exc:  # an example that cannot be pickled
+                    if len(batch) > 1:  # retry one by one so only the culprit fails
+                        queue.extendleft([job] for job in reversed(batch))
+                    else:
+                        results[batch[0][0]] = ("error", None, f"cannot send to worker: {exc!r}"[:500])
+                    continue
                 worker.pending.extend(batch)
                 worker.started = time.monotonic()
-                worker.conn.send([(job_id, *job) for job_id, _, job in batch])
 
     def _collect(self, results: dict, queue: collections.deque) -> None:
         deadlines = [d for w in self.workers if (d := w.deadline(self.startup_timeout))]

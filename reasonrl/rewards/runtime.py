@@ -173,7 +173,7 @@ class RewardRuntime:
             for comp in components:
                 try:
                     verifier = self._verifier(comp, example)
-                except (KeyError, ValueError, TypeError, ImportError, AttributeError) as exc:
+                except Exception as exc:  # unknown name, bad import, sandbox unavailable ...
                     outcomes[(comp.name, i)] = ("error", None, f"{type(exc).__name__}: {exc}")
                     continue
                 if verifier.in_process:

@@ -4,7 +4,6 @@ incorrect. Shared by the tests (fast: 100 items, slow: all) and docs/rewards.md'
 from __future__ import annotations
 
 import json
-import os
 from fractions import Fraction
 from pathlib import Path
 

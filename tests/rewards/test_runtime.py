@@ -128,3 +128,10 @@ def test_per_component_timeout_and_user_verifier_in_meta(runtime):
     assert result.status["accuracy"] == ["timeout", "error"]
     assert result.reasons["accuracy"][0] == "exceeded 0.5 s"
     assert "no_such" in result.reasons["accuracy"][1]
+
+
+def test_unpicklable_example_is_an_error_not_a_crash(runtime):
+    examples = [{"answer": "1", "callback": lambda: None}, {"answer": "1"}]
+    result = runtime.score(["\\boxed{1}"] * 40, examples * 20, spec={"math": 1.0})
+    assert result.status["math"] == ["error", "ok"] * 20  # chunks are retried item by item
+    assert "cannot send to worker" in result.reasons["math"][0]
