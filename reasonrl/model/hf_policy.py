@@ -89,6 +89,7 @@ class HFPolicy(nn.Module):
         super().__init__()
         self.hf = hf_model
         self.config = hf_model.config
+        self._fast_cache = None  # (weight signature, [FusedLayer]) for the fast decode path
 
     # ---- contract ---------------------------------------------------------------------------
     def forward(self, input_ids, positions=None, cache=None) -> torch.Tensor:
@@ -147,36 +148,52 @@ class HFPolicy(nn.Module):
     def _forward_fast(self, ids, positions, cache: KVCache) -> torch.Tensor:
         # ids, positions: [B, T]
         B, T = ids.shape
-        span = int(positions.max()) + 1  # attend only to the slots some row can see
-        slots = torch.arange(span, device=ids.device)
-        mask = (slots[None, None, :] <= positions[:, :, None])[:, None]  # [B, 1, T, span]
-        cos, sin = cache.cos[positions], cache.sin[positions]  # [B, T, hd]
+        lo, hi = (int(v) for v in torch.aminmax(positions))
+        span = hi + 1  # attend only to the slots some row can see
+        mask = None  # rows decoding in lockstep see every slot up to `hi`: no mask needed
+        if T > 1 or lo != hi:
+            slots = torch.arange(span, device=ids.device)
+            mask = (slots[None, None, :] <= positions[:, :, None])[:, None]  # [B, 1, T, span]
+        cos, sin = cache.cos[positions][:, :, None], cache.sin[positions][:, :, None]  # [B, T, 1, hd]
         rows = torch.arange(B, device=ids.device)[:, None].expand(B, T)
-        x = self.hf.model.embed_tokens(ids)  # [B, T, d]
-        for i, layer in enumerate(self._layers()):
-            h = _rms(layer.input_layernorm, x)
-            x = x + self._attend(layer.self_attn, h, cache.kv[i], rows, positions, cos, sin, mask, span)
-            x = x + layer.mlp(_rms(layer.post_attention_layernorm, x))
+        x = F.embedding(ids, self.hf.model.embed_tokens.weight)  # [B, T, d]
+        for i, w in enumerate(self._fused()):
+            h = F.rms_norm(x, w.ln1.shape, w.ln1, w.eps)
+            x = x + self._attend(w, h, cache.kv[i], rows, positions, cos, sin, mask, span)
+            h = F.rms_norm(x, w.ln2.shape, w.ln2, w.eps)
+            gate, up = F.linear(h, w.gate_up, w.gate_up_bias).chunk(2, dim=-1)
+            x = x + F.linear(w.act(gate) * up, w.down, w.down_bias)
         x = _rms(self.hf.model.norm, x)
         return self.hf.lm_head(x)
 
-    def _attend(self, attn, h, kv, rows, positions, cos, sin, mask, span):
+    def _attend(self, w: "FusedLayer", h, kv, rows, positions, cos, sin, mask, span):
         # h: [B, T, d]; kv: [2, B, n_kv, max_len, hd]
         B, T, _ = h.shape
-        hd = self._head_dim()
-        q = attn.q_proj(h).view(B, T, -1, hd)
-        k = attn.k_proj(h).view(B, T, -1, hd)
-        v = attn.v_proj(h).view(B, T, -1, hd)
-        if hasattr(attn, "q_norm"):  # qwen3: per-head norms before rope
-            q, k = _rms(attn.q_norm, q), _rms(attn.k_norm, k)
-        q, k = _rope(q, cos, sin), _rope(k, cos, sin)
-        kv[0].transpose(1, 2)[rows, positions] = k  # slot = position, per row
-        kv[1].transpose(1, 2)[rows, positions] = v
-        keys, values = kv[0, :, :, :span], kv[1, :, :, :span]  # [B, n_kv, span, hd]
+        n_q, n_kv = w.heads
+        qkv = F.linear(h, w.qkv, w.qkv_bias).view(B, T, n_q + 2 * n_kv, -1)
+        qk = qkv[:, :, : n_q + n_kv]
+        if w.q_norm is not None:  # qwen3: per-head norms before rope
+            qk = torch.cat([F.rms_norm(qk[:, :, :n_q], w.q_norm.shape, w.q_norm, w.eps),
+                            F.rms_norm(qk[:, :, n_q:], w.k_norm.shape, w.k_norm, w.eps)], 2)
+        qk = _rope(qk, cos, sin)
+        new_kv = torch.cat([qk[:, :, n_q:], qkv[:, :, n_q + n_kv :]], 2)  # [B, T, 2 * n_kv, hd]
+        kv.permute(1, 3, 0, 2, 4)[rows, positions] = new_kv.unflatten(2, (2, n_kv))  # slot = position
         out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), keys, values, attn_mask=mask, scale=attn.scaling, enable_gqa=True
+            qk[:, :, :n_q].transpose(1, 2), kv[0, :, :, :span], kv[1, :, :, :span],
+            attn_mask=mask, scale=w.scale, enable_gqa=True,
         )  # [B, H, T, hd]
-        return attn.o_proj(out.transpose(1, 2).reshape(B, T, -1))
+        return F.linear(out.transpose(1, 2).reshape(B, T, -1), w.o, w.o_bias)
+
+    def _fused(self) -> list["FusedLayer"]:
+        """Per-layer fused projections, rebuilt when any source weight changed (optimizer step,
+        load_state_dict, .to()): in-place updates bump `_version`, replacements move `data_ptr`."""
+        sources = [p for p in self.hf.model.layers.parameters()]
+        signature = tuple((p._version, p.data_ptr()) for p in sources)
+        if self._fast_cache is None or self._fast_cache[0] != signature:
+            with torch.no_grad():
+                layers = [FusedLayer.build(layer) for layer in self._layers()]
+            self._fast_cache = (signature, layers)
+        return self._fast_cache[1]
 
     # ---- generic path -----------------------------------------------------------------------
     def _forward_tokens(self, ids, positions, cache: TokenCache) -> torch.Tensor:
@@ -189,19 +206,67 @@ class HFPolicy(nn.Module):
         return logits[rows, positions]
 
 
+@dataclass
+class FusedLayer:
+    """One decoder layer's weights, with q/k/v and gate/up concatenated (fewer, larger matmuls)."""
+
+    qkv: torch.Tensor
+    qkv_bias: torch.Tensor | None
+    o: torch.Tensor
+    o_bias: torch.Tensor | None
+    gate_up: torch.Tensor
+    gate_up_bias: torch.Tensor | None
+    down: torch.Tensor
+    down_bias: torch.Tensor | None
+    ln1: torch.Tensor
+    ln2: torch.Tensor
+    eps: float
+    act: object
+    heads: tuple[int, int]
+    scale: float
+    q_norm: torch.Tensor | None = None
+    k_norm: torch.Tensor | None = None
+
+    @classmethod
+    def build(cls, layer) -> "FusedLayer":
+        attn, mlp = layer.self_attn, layer.mlp
+        hd = attn.head_dim
+        return cls(
+            qkv=torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]),
+            qkv_bias=_cat_bias(attn.q_proj, attn.k_proj, attn.v_proj),
+            o=attn.o_proj.weight, o_bias=attn.o_proj.bias,
+            gate_up=torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]),
+            gate_up_bias=_cat_bias(mlp.gate_proj, mlp.up_proj),
+            down=mlp.down_proj.weight, down_bias=mlp.down_proj.bias,
+            ln1=layer.input_layernorm.weight, ln2=layer.post_attention_layernorm.weight,
+            eps=_eps(layer.input_layernorm), act=mlp.act_fn,
+            heads=(attn.q_proj.out_features // hd, attn.k_proj.out_features // hd), scale=attn.scaling,
+            q_norm=getattr(getattr(attn, "q_norm", None), "weight", None),
+            k_norm=getattr(getattr(attn, "k_norm", None), "weight", None),
+        )
+
+
+def _cat_bias(*linears) -> torch.Tensor | None:
+    if all(m.bias is None for m in linears):
+        return None
+    return torch.cat([m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in linears])
+
+
+def _eps(norm: nn.Module) -> float:
+    return getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", 1e-6)
+
+
 def _arange_rows(ids: torch.Tensor) -> torch.Tensor:
     B, T = ids.shape
     return torch.arange(T, device=ids.device)[None].expand(B, T)
 
 
 def _rms(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    eps = getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", 1e-6)
-    return F.rms_norm(x, norm.weight.shape, norm.weight, eps)
+    return F.rms_norm(x, norm.weight.shape, norm.weight, _eps(norm))
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x: [B, T, H, hd]; cos/sin: [B, T, hd]; rotate-half layout of Llama/Qwen checkpoints
-    cos, sin = cos[:, :, None], sin[:, :, None]
+    # x: [B, T, H, hd]; cos/sin: [B, T, 1, hd]; rotate-half layout of Llama/Qwen checkpoints
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
     return x * cos + rotated * sin

@@ -67,7 +67,8 @@ def filter_logprobs(logp: torch.Tensor, params: SamplingParams) -> torch.Tensor:
 def draw(filtered: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One token per row from unnormalised log-probs (exponential race == categorical). [r]."""
     probs = torch.softmax(filtered, dim=-1)
-    race = torch.empty_like(probs).exponential_(1.0, generator=generator)
+    # Exp(1) noise as -log(U): several times faster than exponential_ on CPU
+    race = torch.rand(probs.shape, generator=generator, device=probs.device).log_().neg_()
     return torch.argmax(probs / race, dim=-1)
 
 
