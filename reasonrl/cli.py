@@ -23,7 +23,7 @@ STAGES: dict[str, tuple[str, str, str]] = {
 }
 
 # extra commands with their own argument parsers: module exposing add_parser(sub) and run(args)
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("reasonrl.stages.compare",)
 
 USER_ERRORS: tuple[str, ...] = ("ConfigError", "DataError", "TaskError", "ModelLoadError", "UserError")
 

@@ -44,8 +44,9 @@ def build_context(cfg, run) -> tuple[RLContext, int, list[dict], Any]:
         policy = ActorCritic.create(policy, ckpt)
         critic = policy.critic
     trainer = Trainer(policy, optim, run)
-    fmt = cfg.data.prompt_format if cfg.data.prompt_format != "auto" else (
-        "r1_zero" if getattr(_actor(policy), "is_native", False) else "chat")
+    from reasonrl.rl.rollout import resolve_prompt_format
+
+    fmt = resolve_prompt_format(cfg.data.prompt_format, cfg.model.path, _actor(policy))
     ctx = RLContext(cfg, policy, None, tokenizer, trainer, None, train, fmt, critic)
     ctx.reference = _frozen_copy(_actor(policy)) if cfg.rl.beta > 0 else None
     start = 0

@@ -27,7 +27,8 @@ class CorpusSection:
     options: dict[str, Any] = opt(factory=lambda: {"digits": 2, "corpus_error_rate": 0.5},
                                   help="task options, e.g. {digits: 2, corpus_error_rate: 0.5}")
     n_examples: int = opt(20000, "training documents generated from the task's train split")
-    template: str = opt("r1", "document format: r1 (R1-Zero prompt + <think>/<answer> completion) or plain")
+    template: str = opt("r1", "document format: r1 (R1-Zero prompt + <think>/<answer> completion), r1_short "
+                        "(the conversation without the instruction) or plain (question, solution, answer)")
     seq_len: int = opt(128, "tokens per packed training sequence")
     batch_size: int = opt(16, "sequences per optimizer step")
 
@@ -58,8 +59,15 @@ class PretrainConfig:
     checkpoint: CheckpointSection = section(CheckpointSection, "checkpoints")
 
 
+PROMPT_FORMAT = {"r1": "r1_zero", "r1_short": "r1_short", "plain": "plain"}  # corpus template -> prompt format
+
+
 def main(cfg: PretrainConfig) -> StageResult:
+    from reasonrl.rl.rollout import record_prompt_format
     from reasonrl.stages.common import prepare_run
+
+    if cfg.data.template not in PROMPT_FORMAT:
+        raise ValueError(f"data.template must be one of {', '.join(PROMPT_FORMAT)}, got {cfg.data.template!r}")
 
     run = prepare_run(cfg, "pretrain")
     task, train_docs, test_examples, tokenizer = _prepare_data(cfg, run)
@@ -87,21 +95,24 @@ def main(cfg: PretrainConfig) -> StageResult:
     final = run.path("model")
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
+    record_prompt_format(final, PROMPT_FORMAT[cfg.data.template])
     run.print(f"pretrain: base model written to {final}")
     return StageResult({"model": str(final)}, metrics)
 
 
 def _prepare_data(cfg: PretrainConfig, run):
     from reasonrl.data_utils import ensure_tokenizer
-    from reasonrl.tasks import corpus_text, get_task, r1_completion, r1_zero_prompt, render_solution
+    from reasonrl.rl.rollout import build_prompt
+    from reasonrl.tasks import corpus_text, get_task, r1_completion, render_solution
 
     task = get_task(cfg.data.task, **cfg.data.options)
     train = task.examples("train", cfg.data.n_examples, seed=cfg.run.seed)
     test = task.examples("test", cfg.eval.n_examples, seed=cfg.run.seed)
-    if cfg.data.template == "r1":
-        docs = [(r1_zero_prompt(ex), r1_completion(ex)) for ex in train]
+    fmt = PROMPT_FORMAT[cfg.data.template]
+    if cfg.data.template == "plain":
+        docs = [(build_prompt(ex, None, fmt), render_solution(ex)[len(ex["prompt"]) + 1:]) for ex in train]
     else:
-        docs = [(ex["prompt"] + "\n", render_solution(ex)[len(ex["prompt"]) + 1:]) for ex in train]
+        docs = [(build_prompt(ex, None, fmt), r1_completion(ex)) for ex in train]
     texts = [corpus_text(ex, cfg.data.template) for ex in train[:5000]]
     tokenizer = ensure_tokenizer(run.path("tokenizer"), texts, cfg.tokenizer.vocab_size, cfg.tokenizer.path)
     return task, docs, test, tokenizer
@@ -172,9 +183,9 @@ def lm_loss(model, window):
 
 def _evaluate(cfg: PretrainConfig, model, tokenizer, task, examples) -> dict[str, float]:
     from reasonrl.eval.accuracy import answer_accuracy
-    from reasonrl.tasks import r1_zero_prompt
+    from reasonrl.rl.rollout import build_prompt
 
-    prompt_fn = r1_zero_prompt if cfg.data.template == "r1" else (lambda ex: ex["prompt"] + "\n")
+    prompt_fn = lambda ex: build_prompt(ex, tokenizer, PROMPT_FORMAT[cfg.data.template])  # noqa: E731
     result = answer_accuracy(model, tokenizer, examples, verifier=task.verifier, prompt_fn=prompt_fn,
                              max_new_tokens=cfg.eval.max_new_tokens, seed=cfg.run.seed)
     return {"eval/accuracy": result.accuracy, f"eval/{task.name}/pass@1": result.accuracy}

@@ -20,8 +20,9 @@ class RLData:
     task: str = opt("arithmetic", "task giving prompts and references (see docs/tasks.md), or module:function")
     options: dict[str, Any] = opt(factory=lambda: {"digits": 2}, help="task options")
     n_train: int = opt(5000, "train-split examples in the prompt pool")
-    prompt_format: str = opt("auto", "r1_zero (plain R1-Zero template), chat (the tokenizer's chat template) or auto "
-                             "(r1_zero for native models, chat for transformers models)")
+    prompt_format: str = opt("auto", "r1_zero (R1-Zero template), r1_short (without the instruction), plain, chat "
+                             "(the tokenizer's chat template) or auto (the format recorded with the model; else "
+                             "r1_zero for native models, chat for transformers models)")
     prefill: str = opt("", "text that starts the assistant's turn, e.g. '<think>' (judged by the format reward)")
 
 
@@ -76,6 +77,7 @@ class RLConfig:
 def main(cfg: RLConfig) -> StageResult:
     from reasonrl.rewards import RewardRuntime
     from reasonrl.rl.context import build_context, evaluate, save
+    from reasonrl.rl.rollout import record_prompt_format
 
     from reasonrl.stages.common import prepare_run
 
@@ -101,6 +103,7 @@ def main(cfg: RLConfig) -> StageResult:
     final = run.path("model")
     ctx.policy.save_pretrained(final)
     ctx.tokenizer.save_pretrained(final)
+    record_prompt_format(final, ctx.prompt_format)
     result = evaluate(ctx, task, test_examples)
     run.log_metrics({"step": cfg.rl.steps, **result})
     run.print(f"rl: held-out greedy accuracy {result['eval/accuracy']:.3f}; policy written to {final}")

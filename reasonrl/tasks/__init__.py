@@ -14,7 +14,7 @@ from . import arithmetic, countdown, files, rg
 from .base import DataError, Task
 from .countdown import countdown_score
 from .files import load_benchmark, verify_checksum
-from .templates import corpus_text, final_answer, r1_completion, r1_zero_prompt, render_solution
+from .templates import corpus_text, final_answer, r1_completion, r1_short_prompt, r1_zero_prompt, render_solution
 
 BUILDERS = {
     "arithmetic": arithmetic.build,
@@ -23,7 +23,7 @@ BUILDERS = {
 }
 
 __all__ = ["BUILDERS", "DataError", "Task", "corpus_text", "countdown_score", "final_answer", "get_task",
-           "load_benchmark", "r1_completion", "r1_zero_prompt", "render_solution", "verify_checksum"]
+           "load_benchmark", "r1_completion", "r1_short_prompt", "r1_zero_prompt", "render_solution", "verify_checksum"]
 
 
 def get_task(spec: str, **options: Any) -> Task:

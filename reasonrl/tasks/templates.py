@@ -25,9 +25,19 @@ def render_solution(example: dict) -> str:
     return "\n".join(lines)
 
 
+# The same conversation without the instruction: for tiny models that learned the <think>/<answer>
+# format in pretraining, the instruction is ~60 tokens of context that carry no information.
+R1_SHORT_TEMPLATE = "User: {prompt}\nAssistant: "
+
+
 def r1_zero_prompt(example: dict) -> str:
     """The R1-Zero prompt for `example`; it ends with 'Assistant: ' and the model continues."""
     return R1_ZERO_TEMPLATE.format(prompt=example["prompt"])
+
+
+def r1_short_prompt(example: dict) -> str:
+    """The R1-Zero conversation without the instruction (tiny-model corpora and RL)."""
+    return R1_SHORT_TEMPLATE.format(prompt=example["prompt"])
 
 
 def r1_completion(example: dict) -> str:
@@ -36,9 +46,12 @@ def r1_completion(example: dict) -> str:
 
 
 def corpus_text(example: dict, template: str = "plain") -> str:
-    """One training document: `plain` (render_solution) or `r1` (R1-Zero prompt + completion)."""
+    """One training document: `plain` (render_solution), `r1` (R1-Zero prompt + completion) or
+    `r1_short` (the short conversation + completion)."""
     if template == "plain":
         return render_solution(example)
     if template == "r1":
         return r1_zero_prompt(example) + r1_completion(example)
-    raise ValueError(f"unknown corpus template '{template}' (expected 'plain' or 'r1')")
+    if template == "r1_short":
+        return r1_short_prompt(example) + r1_completion(example)
+    raise ValueError(f"unknown corpus template '{template}' (expected 'plain', 'r1' or 'r1_short')")

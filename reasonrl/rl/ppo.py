@@ -1,0 +1,164 @@
+"""PPO with a critic (value head + GAE), for comparison with GRPO as in the R1 paper.
+
+The critic is a copy of the policy's network with a scalar head; actor and critic are one module
+for the shared trainer, so a single optimizer step updates both.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from reasonrl.rl.grpo import RLContext, policy_forward, reference_logprobs, sampling_options
+from reasonrl.rl.rollout import RolloutBatch, collect
+
+CRITIC_FILE = "critic.safetensors"
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, actor: nn.Module, critic: nn.Module):
+        super().__init__()
+        self.actor, self.critic = actor, critic
+        hidden = _hidden_size(actor)
+        self.value_head = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+
+    @classmethod
+    def create(cls, policy: nn.Module, ckpt=None) -> "ActorCritic":
+        model = cls(policy, copy.deepcopy(policy))
+        if ckpt is not None and (Path(ckpt) / CRITIC_FILE).exists():
+            from safetensors.torch import load_file
+
+            state = load_file(str(Path(ckpt) / CRITIC_FILE))
+            model.critic.load_state_dict({k[len("critic."):]: v for k, v in state.items() if k.startswith("critic.")})
+            model.value_head.load_state_dict({k[len("value_head."):]: v for k, v in state.items()
+                                              if k.startswith("value_head.")})
+        return model
+
+    def forward_train(self, ids):
+        return self.actor.forward_train(ids)
+
+    def values(self, ids: torch.Tensor) -> torch.Tensor:
+        """V at every input position: (B, T)."""
+        return self.value_head(_hidden(self.critic, ids)).squeeze(-1)
+
+    def update_moe_bias(self, moe_load, gamma=None) -> None:
+        if hasattr(self.actor, "update_moe_bias"):
+            self.actor.update_moe_bias(moe_load, gamma)
+
+    def save_pretrained(self, path) -> None:
+        from safetensors.torch import save_file
+
+        self.actor.save_pretrained(path)
+        state = {f"critic.{k}": v for k, v in self.critic.state_dict().items()}
+        state.update({f"value_head.{k}": v for k, v in self.value_head.state_dict().items()})
+        save_file({k: v.contiguous() for k, v in _untied(state).items()}, str(Path(path) / CRITIC_FILE))
+
+
+def _untied(state: dict) -> dict:
+    seen, out = {}, {}
+    for key, tensor in state.items():
+        ptr = tensor.data_ptr()
+        out[key] = tensor.clone() if ptr in seen else tensor
+        seen[ptr] = key
+    return out
+
+
+def _hidden_size(model) -> int:
+    cfg = model.config
+    return cfg.hidden_size
+
+
+def _hidden(model, ids: torch.Tensor) -> torch.Tensor:
+    if hasattr(model, "forward_hidden"):
+        _, hidden = model.forward_hidden(ids)
+        return model.norm(hidden)
+    out = model.model(ids, output_hidden_states=True)  # transformers model inside HFPolicy
+    return out.hidden_states[-1]
+
+
+def to_completion_layout(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, L-1) prompt-offset rows -> left-aligned completion rows (N, Tc) and the gather index."""
+    starts = mask.argmax(dim=1)  # (N,) first completion target
+    width = int(mask.sum(dim=1).max().item())
+    index = (starts[:, None] + torch.arange(width)).clamp(max=mask.shape[1] - 1)  # (N, Tc)
+    return x.gather(1, index), index
+
+
+def ppo_advantages(ctx: RLContext, batch: RolloutBatch, values: torch.Tensor, ref):
+    """Per-token GAE advantages (whitened) and returns, in the batch's (N, L-1) layout."""
+    from reasonrl.rl.advantages import gae, ppo_token_rewards
+
+    rl = ctx.cfg.rl
+    comp_mask, index = to_completion_layout(batch.mask, batch.mask)
+    old, _ = to_completion_layout(batch.old_logp, batch.mask)
+    ref_c = old if ref is None else to_completion_layout(ref, batch.mask)[0]
+    vals, _ = to_completion_layout(values, batch.mask)
+    rewards = ppo_token_rewards(batch.rewards, old, ref_c, comp_mask, rl.beta if ref is not None else 0.0)
+    adv, ret = gae(rewards, vals, comp_mask, rl.gamma, rl.lam)
+    mean = (adv * comp_mask).sum() / comp_mask.sum()
+    std = (((adv - mean) ** 2) * comp_mask).sum().div(comp_mask.sum()).sqrt()
+    adv = (adv - mean) / (std + 1e-8) * comp_mask
+    out_adv = torch.zeros_like(batch.mask).scatter_add(1, index, adv)
+    out_ret = torch.zeros_like(batch.mask).scatter_add(1, index, ret * comp_mask)
+    return out_adv, out_ret
+
+
+def ppo_step(ctx: RLContext, step: int):
+    """Sample, score, estimate values, GAE, then mu passes of clipped actor + value updates."""
+    from reasonrl.train.loop import seed_for
+
+    cfg = ctx.cfg
+    examples = _prompts(ctx, step)
+    batch = collect(_actor(ctx), ctx.tokenizer, examples, group_size=cfg.rl.group_size, prompt_format=ctx.prompt_format,
+                    prefill=cfg.data.prefill, sampling=sampling_options(cfg),
+                    seed=seed_for(cfg.run.seed, step, "sample1"), runtime=ctx.runtime, reward_spec=cfg.rewards)
+    with torch.no_grad():
+        values = torch.cat([ctx.policy.values(c)[:, :-1] for c in batch.ids.split(cfg.rl.minibatch_size or len(batch))])
+    ref = reference_logprobs(ctx, batch.ids)
+    adv, returns = ppo_advantages(ctx, batch, values, ref)
+    stats = _update(ctx, batch, adv, returns, values)
+    return batch, stats, {}
+
+
+def _actor(ctx: RLContext):
+    return ctx.policy.actor
+
+
+def _prompts(ctx: RLContext, step: int) -> list[dict]:
+    from reasonrl.rl.grpo import prompt_batch
+
+    return prompt_batch(ctx, step, 0)
+
+
+def _update(ctx: RLContext, batch, adv, returns, old_values) -> dict[str, float]:
+    n, size = len(batch), ctx.cfg.rl.minibatch_size or len(batch)
+    totals, count = {}, 0
+    for _ in range(ctx.cfg.rl.mu):
+        for start in range(0, n, size):
+            rows = slice(start, start + size)
+            mb = {"ids": batch.ids[rows], "mask": batch.mask[rows], "old": batch.old_logp[rows], "adv": adv[rows],
+                  "ret": returns[rows], "old_v": old_values[rows]}
+            metrics = ctx.trainer.step(lambda model, b: ppo_loss(model, b, ctx.cfg), [mb])
+            for key, value in metrics.items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+            count += 1
+    return {k: v / count for k, v in totals.items()}
+
+
+def ppo_loss(model: ActorCritic, mb: dict, cfg):
+    from reasonrl.rl.losses import ppo_policy_loss, value_loss
+
+    rl = cfg.rl
+    logp, entropy, load = policy_forward(model.actor, mb["ids"], rl.temperature)
+    actor_loss, metrics = ppo_policy_loss(logp, mb["old"], mb["adv"], mb["mask"], eps_low=rl.eps_low,
+                                          eps_high=rl.eps_high)
+    values = model.values(mb["ids"])[:, :-1]
+    v_loss, v_metrics = value_loss(values, mb["old_v"], mb["ret"], mb["mask"], rl.value_clip)
+    metrics.update(v_metrics)
+    metrics["entropy"] = (entropy * mb["mask"]).sum() / mb["mask"].sum().clamp(min=1)
+    return actor_loss + rl.vf_coef * v_loss, metrics, load
