@@ -57,18 +57,19 @@ def after_hashes(text: str) -> str | None:
 
 
 def answer_is(text: str) -> str | None:
-    """The phrase after the last "the answer is" (case-insensitive), up to the line's end."""
+    """The phrase after the last "answer is" ("the answer is", "the final answer is"),
+    case-insensitive, up to the line's end, without markdown bold or a final period."""
     lowered = text.lower()
-    key = "the answer is"
+    key = "answer is"
     start = lowered.rfind(key)
     if start < 0:
         return None
     rest = text[start + len(key):].split("\n", 1)[0].strip()
-    rest = rest.lstrip(":").strip()
+    rest = rest.lstrip(":").strip().strip("*").strip()
     # a sentence-final period is punctuation, not part of the answer ("... is 42.")
     if rest.endswith(".") and not rest.endswith(".."):
         rest = rest[:-1].rstrip()
-    return rest or None
+    return rest.strip("*").strip() or None
 
 
 EXTRACTORS = {

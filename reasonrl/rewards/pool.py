@@ -47,6 +47,8 @@ class _Worker:
 class WorkerPool:
     def __init__(self, num_workers: int, warm: list, start_method: str = "forkserver",
                  startup_timeout: float = 120.0):
+        if start_method not in multiprocessing.get_all_start_methods():
+            start_method = "spawn"  # e.g. Windows has no forkserver
         self.ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             self.ctx.set_forkserver_preload(list(PRELOAD))

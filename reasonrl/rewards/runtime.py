@@ -88,7 +88,9 @@ def total_metrics(rewards: list[float]) -> dict[str, float]:
 
 
 def default_workers() -> int:
-    return max(1, min(8, len(os.sched_getaffinity(0))))
+    """Usable cores (the affinity mask where the OS has one), at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, cores or 1))
 
 
 def with_lengths(examples: list[dict], lengths: list[int] | None) -> list[dict]:

@@ -22,6 +22,7 @@ def test_hashes_and_answer_is():
     assert answer_is("So The answer is: 42.") == "42"
     assert answer_is("the answer is (B) because\nmore") == "(B) because"
     assert answer_is("no phrase here") is None
+    assert answer_is("The final answer is: **10**.") == "10"
 
 
 def test_order_is_configurable_and_answer_tag_may_hold_boxed():

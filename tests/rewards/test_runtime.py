@@ -135,3 +135,11 @@ def test_unpicklable_example_is_an_error_not_a_crash(runtime):
     result = runtime.score(["\\boxed{1}"] * 40, examples * 20, spec={"math": 1.0})
     assert result.status["math"] == ["error", "ok"] * 20  # chunks are retried item by item
     assert "cannot send to worker" in result.reasons["math"][0]
+
+
+def test_spawn_start_method_works():
+    with RewardRuntime({f"{UV}:length_over_ten": 1.0, "math": 1.0}, num_workers=1,
+                       start_method="spawn") as rt:
+        rewards, _ = rt.score(["\\boxed{3} is the answer"], [{"answer": "3"}])
+        assert rewards == [2.0]
+        assert rt._pool.ctx.get_start_method() == "spawn"
