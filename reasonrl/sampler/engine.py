@@ -205,6 +205,8 @@ def generate(
     if backend == "vllm" or engine is not None:
         from reasonrl.sampler.vllm import generate_vllm
 
+        if model is not None and not isinstance(model, str):
+            model = as_policy(model)
         return generate_vllm(
             engine, prompt_ids, model=model, n=n, max_new_tokens=max_new_tokens, params=params,
             stop_token_ids=stop_token_ids, stop_strings=stop_strings, ignore_eos=ignore_eos,
