@@ -40,15 +40,22 @@ def mount_points():
     return sorted(set(points), key=len)
 
 
-def lock_filesystem(lib, tmpfs_mb):
-    """Every mount read-only, then small private tmpfs where programs expect to write."""
+def lock_filesystem(lib, tmpfs_mb, hide):
+    """Every mount read-only; empty read-only tmpfs over `hide` (home directories, the
+    trainer's working directory and repository: datasets, answers, credentials); then small
+    private tmpfs where programs expect to write."""
     for point in mount_points():
         if point.startswith(SKIP_READONLY) and point != "/dev/shm":
             continue
         try:
             mount(lib, None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
         except OSError:
-            pass  # mounts we cannot see into stay covered by the uid's permissions
+            if point == "/":
+                raise  # without a read-only root, refuse rather than run
+            # other mounts that refuse stay covered by the sandbox uid's file permissions
+    for point in hide:
+        if os.path.isdir(point):
+            mount(lib, "tmpfs", point, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=755")
     for point in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock"):
         if os.path.isdir(point):
             mount(lib, "tmpfs", point, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=1777")
@@ -178,7 +185,7 @@ def run_one(lib, run, index, spec):
 def main():
     spec = json.loads(sys.stdin.read())
     lib = libc()
-    lock_filesystem(lib, int(spec["limits"]["tmpfs_mb"]))
+    lock_filesystem(lib, int(spec["limits"]["tmpfs_mb"]), spec.get("hide", []))
     write_files(spec["files"], int(spec["uid"]))
     results = []
     for index, run in enumerate(spec["runs"]):

@@ -67,6 +67,24 @@ def program_python(candidates: tuple[str, ...] | None = None) -> str | None:
     return None
 
 
+def hidden_paths(python: str) -> list[str]:
+    """Directories the program must not read: home directories, the trainer's working
+    directory, and a source checkout of this package with the directory around it (where data,
+    answers and caches tend to live). A directory holding the program's interpreter stays
+    visible, since the interpreter could not start otherwise."""
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidates = ["/root", "/home", os.getcwd()]
+    if os.path.exists(os.path.join(package_root, "pyproject.toml")):  # not an installed wheel
+        candidates += [package_root, os.path.dirname(package_root)]
+    found = []
+    for path in map(os.path.realpath, candidates):
+        if path in ("/", "/usr", "/tmp") or not os.path.isdir(path) or path in found:
+            continue
+        if not (python + os.sep).startswith(path + os.sep):
+            found.append(path)
+    return found
+
+
 def _die_with_parent() -> None:
     """preexec_fn: if the worker is killed (pool timeout), `unshare` gets SIGKILL, which its
     --kill-child passes on to PID 1, which takes the whole pid namespace with it."""
@@ -93,7 +111,7 @@ def run_programs(files: dict[str, str], runs: list[dict], limits: Limits = Limit
     if os.geteuid() != 0 or shutil.which("unshare") is None or python is None:
         raise SandboxUnavailable(_unavailable_reason(python))
     spec = {"files": files, "runs": runs, "limits": asdict(limits), "uid": sandbox_uid(),
-            "python": python, "stop_on_failure": stop_on_failure}
+            "python": python, "stop_on_failure": stop_on_failure, "hide": hidden_paths(python)}
     budget = (limits.wall_s + 0.5) * max(1, len(runs)) + 10.0
     proc = subprocess.run(_command(), input=json.dumps(spec), capture_output=True, text=True,
                           env={}, timeout=budget, cwd="/", preexec_fn=_die_with_parent)

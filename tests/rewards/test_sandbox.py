@@ -57,11 +57,12 @@ def outside(tmp_path):
     shutil.rmtree(dirs[1], ignore_errors=True)
 
 
-def contained(runtime, code: str, tests=None, outside_dirs=()):
+def contained(runtime, code: str, tests=None, outside_dirs=(), spec=None):
     """Score `code`, check every containment property, return (status, reason)."""
     workers = [w.proc.pid for w in runtime._pool.workers] if runtime._pool else None
     before = {d: sorted(os.listdir(d)) for d in outside_dirs}
-    result = runtime.score([completion(code)], [{"tests": tests or [{"input": "", "output": "ok"}]}])
+    result = runtime.score([completion(code)], [{"tests": tests or [{"input": "", "output": "ok"}]}],
+                           spec=spec)
     assert os.path.exists(f"/proc/{os.getpid()}")
     if workers is not None:
         assert [w.proc.pid for w in runtime._pool.workers] == workers  # none died or hung
@@ -102,11 +103,18 @@ def test_fork_bomb(code_runtime):
 
 
 def test_memory_bomb(code_runtime):
-    _, reason = contained(code_runtime, """
+    code = """
+        try:
+            huge = bytearray(16 * 2**30)
+        except MemoryError:
+            pass
         blocks = []
         while True:
-            blocks.append(bytearray(50 * 2**20))
-    """)
+            blocks.append(bytearray(64 * 2**20))
+    """
+    # generous time limits: on a loaded machine the time limits must not fire first
+    spec = {"code": {"weight": 1.0, "cpu_s": 10.0, "wall_s": 20.0}}
+    _, reason = contained(code_runtime, code, spec=spec)
     assert "memory limit" in reason
 
 
@@ -160,6 +168,28 @@ def test_environment_secrets(code_runtime, monkeypatch):
     """
     _, reason = contained(code_runtime, code, tests=[{"input": "", "output": "s3cr3t"}])
     assert "no secret visible" in reason
+
+
+def test_reading_the_trainers_files(code_runtime):
+    """Benchmark answers, the repository and home directories are hidden from programs."""
+    from tests.rewards.qa import benchmark_path
+
+    targets = [str(benchmark_path("gsm8k_test.jsonl")), os.path.abspath("pyproject.toml"),
+               os.path.abspath(__file__), "/root/.bashrc"]
+    assert any(os.path.exists(t) for t in targets)
+    code = f"""
+        readable = []
+        for path in {targets!r}:
+            try:
+                readable.append(open(path).read(10))
+            except OSError:
+                pass
+        if not readable:
+            raise SystemExit("nothing readable")
+        print(readable)
+    """
+    _, reason = contained(code_runtime, code)
+    assert "nothing readable" in reason
 
 
 def test_socket(code_runtime):
