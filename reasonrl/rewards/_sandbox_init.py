@@ -161,6 +161,19 @@ def read_capped(path, cap):
     return data[:cap].decode("utf-8", "replace"), len(data) > cap
 
 
+def same_output(actual, expected):
+    """Equal up to trailing whitespace on each line and trailing blank lines."""
+    def lines(text):
+        return [line.rstrip() for line in text.strip("\n").rstrip().split("\n")]
+    return lines(actual) == lines(expected)
+
+
+def failed(result, run):
+    if result["exit"] != 0 or result["timed_out"] or result["stdout_truncated"]:
+        return True
+    return run.get("expect") is not None and not same_output(result["stdout"], run["expect"])
+
+
 def run_one(lib, run, index, spec):
     start = time.monotonic()
     pid = os.fork()
@@ -191,7 +204,7 @@ def main():
     for index, run in enumerate(spec["runs"]):
         result = run_one(lib, run, index, spec)
         results.append(result)
-        if spec.get("stop_on_failure") and (result["exit"] != 0 or result["timed_out"]):
+        if spec.get("stop_on_failure") and failed(result, run):
             break
     sys.stdout.write(json.dumps({"results": results}))
 

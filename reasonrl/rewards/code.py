@@ -6,20 +6,15 @@ from __future__ import annotations
 import signal
 import subprocess
 
+from reasonrl.rewards._sandbox_init import same_output
 from reasonrl.rewards.base import RewardFailure
 from reasonrl.rewards.extract import last_code_block
 from reasonrl.rewards.sandbox import Limits, run_programs
 
 
-def same_output(actual: str, expected: str) -> bool:
-    """Equal up to trailing whitespace on each line and trailing blank lines."""
-    def lines(text):
-        return [line.rstrip() for line in text.strip("\n").rstrip().split("\n")]
-    return lines(actual) == lines(expected)
-
-
 def build_runs(code: str, tests: list[dict]) -> tuple[dict[str, str], list[dict]]:
-    """Files and runs: one shared main.py for stdin tests, one file per assert test."""
+    """Files and runs: one shared main.py for stdin tests, one file per assert test. `expect`
+    lets the sandbox stop at the first wrong answer when only all-pass counts."""
     files = {"main.py": code}
     runs = []
     for i, test in enumerate(tests):
@@ -28,7 +23,8 @@ def build_runs(code: str, tests: list[dict]) -> tuple[dict[str, str], list[dict]
             files[name] = f"{code}\n\n{test['assert']}\n"
             runs.append({"file": name})
         else:
-            runs.append({"file": "main.py", "stdin": str(test.get("input", ""))})
+            runs.append({"file": "main.py", "stdin": str(test.get("input", "")),
+                         "expect": str(test.get("output", ""))})
     return files, runs
 
 
