@@ -47,6 +47,9 @@ class _Worker:
 class WorkerPool:
     def __init__(self, num_workers: int, warm: list, start_method: str = "forkserver",
                  startup_timeout: float = 120.0):
+        if start_method == "fork":
+            raise ValueError("reward workers must not be forked from the trainer (torch threads); "
+                             "use 'forkserver' or 'spawn'")
         if start_method not in multiprocessing.get_all_start_methods():
             start_method = "spawn"  # e.g. Windows has no forkserver
         self.ctx = multiprocessing.get_context(start_method)

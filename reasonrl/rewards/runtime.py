@@ -109,6 +109,9 @@ class RewardRuntime:
     def __init__(self, spec: dict | None = None, timeout_s: float = 10.0,
                  num_workers: int | None = None, failure_value: float = 0.0,
                  start_method: str = "forkserver"):
+        if start_method == "fork":
+            raise ValueError("reward workers must not be forked from the trainer (torch threads); "
+                             "use 'forkserver' or 'spawn'")
         self.spec = spec
         self.timeout_s = float(timeout_s)
         self.num_workers = num_workers or default_workers()

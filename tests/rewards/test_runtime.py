@@ -143,3 +143,8 @@ def test_spawn_start_method_works():
         rewards, _ = rt.score(["\\boxed{3} is the answer"], [{"answer": "3"}])
         assert rewards == [2.0]
         assert rt._pool.ctx.get_start_method() == "spawn"
+
+
+def test_plain_fork_is_refused():
+    with pytest.raises(ValueError, match="forkserver"):
+        RewardRuntime({f"{UV}:nothing": 1.0}, start_method="fork")
