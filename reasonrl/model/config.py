@@ -43,7 +43,7 @@ class ModelConfig:
     bos_token_id: int | None = _f(0, "Beginning-of-sequence token id.")
     eos_token_id: int | list[int] | None = _f(1, "End-of-sequence token id (or ids).")
     pad_token_id: int | None = _f(None, "Padding token id (batches are right-padded; pads never influence real tokens).")
-    initializer_range: float = _f(0.02, "Std of the normal init of linear and embedding weights (V3 pretraining: 0.006; 0.02 trains tiny models faster).")
+    initializer_range: float = _f(0.02, "Std of the normal init of linear and embedding weights (V3 pretraining: 0.006; the tiny and small presets use 0.02, the transformers default).")
     # reasonrl-only training knobs: stored under "reasonrl" in config.json, which transformers ignores
     mtp_loss_weight: float = _f(0.3, "lambda: the MTP loss is lambda / D * sum_k CE_k (V3: 0.3, later 0.1).")
     aux_loss_alpha: float = _f(0.0, "alpha of the sequence-wise balance loss (V3: 1e-4; 0 disables it).")

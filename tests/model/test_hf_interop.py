@@ -96,3 +96,30 @@ def test_saved_keys_follow_the_v3_layout(tmp_path):
     assert {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
             "model.layers.0.self_attn.q_a_layernorm.weight"} <= keys
     assert not any("rotary" in k or "inv_freq" in k for k in keys)
+
+
+@torch.no_grad()
+def test_tied_embeddings_round_trip(tmp_path):
+    m = create("tiny", seed=0, tie_word_embeddings=True, num_nextn_predict_layers=0).eval()
+    assert m.lm_head.weight is m.embed_tokens.weight
+    m.save_pretrained(tmp_path)
+    back = from_pretrained(tmp_path)
+    assert back.lm_head.weight is back.embed_tokens.weight
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
+    ids = torch.randint(0, 512, (1, 9))
+    assert (back(ids) - m(ids)).abs().max() == 0
+    assert (hf(ids).logits - m(ids)).abs().max() <= 1e-4
+
+
+def test_load_policy_sends_other_models_to_the_transformers_wrapper(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    calls = []
+    fake = types.ModuleType("reasonrl.model.hf_policy")
+    fake.load_hf_policy = lambda path, gguf_file=None: calls.append((path, gguf_file)) or "wrapped"
+    monkeypatch.setitem(sys.modules, "reasonrl.model.hf_policy", fake)
+    assert load_policy(tmp_path, gguf_file="m.gguf") == "wrapped"
+    assert load_policy(tmp_path) == "wrapped"
+    assert calls == [(tmp_path, "m.gguf"), (tmp_path, None)]
