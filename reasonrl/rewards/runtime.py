@@ -119,7 +119,7 @@ class RewardRuntime:
         self.start_method = start_method
         self._pool = None
         self._parsed: dict[str, list[Component]] = {}
-        self._accuracy: dict[tuple, Verifier] = {}
+        self._accuracy: dict[str, Verifier] = {}
 
     def __enter__(self):
         return self
