@@ -25,7 +25,8 @@ STAGES: dict[str, tuple[str, str, str]] = {
 # extra commands with their own argument parsers: module exposing add_parser(sub) and run(args)
 COMMANDS: tuple[str, ...] = ("reasonrl.stages.compare",)
 
-USER_ERRORS: tuple[str, ...] = ("ConfigError", "DataError", "TaskError", "ModelLoadError", "UserError")
+# Bad input (config, data, paths, option values) surfaces as these; they print as one line.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, TypeError, OSError, ImportError)
 
 
 def stage_config_class(stage: str) -> type:
@@ -123,10 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - user errors become one line, others keep their traceback
-        if getattr(args, "debug", False) or type(exc).__name__ not in USER_ERRORS and not isinstance(exc, FileNotFoundError):
+    except USER_ERRORS as exc:
+        if getattr(args, "debug", False):
             raise
-        print(f"reasonrl: error: {exc}", file=sys.stderr)
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"reasonrl: error: {message.splitlines()[0] if message else type(exc).__name__} "
+              "(--debug shows the traceback)", file=sys.stderr)
         return 2
 
 

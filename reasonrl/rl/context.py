@@ -132,7 +132,7 @@ def write_samples(run, step: int, batch, limit: int = 8) -> None:
     rows = []
     for i in range(min(limit, len(batch))):
         ex = batch.examples[i]
-        rows.append({"step": step, "id": ex.get("id"), "prompt": ex.get("prompt"), "answer": ex.get("answer"),
+        rows.append({"step": step, "id": ex.get("id"), "prompt": batch.prompts[i], "answer": ex.get("answer"),
                      "completion": batch.texts[i], "reward": float(batch.rewards[i]),
                      "rewards": {k: v[i] for k, v in batch.components.items()}})
     run.log_samples(rows)

@@ -60,6 +60,7 @@ class RolloutBatch:
     """One step's rollouts: rows prompt-major (row = prompt_index * G + sample_index)."""
 
     examples: list[dict]  # one per row
+    prompts: list[str]  # rendered prompt text per row
     texts: list[str]
     ids: torch.Tensor  # (N, L) prompt + completion, right-padded
     mask: torch.Tensor  # (N, L-1) 1 where target ids[:, t+1] is a completion token
@@ -104,7 +105,7 @@ def collect(policy, tokenizer, examples: list[dict], *, group_size: int, prompt_
     rows = [{**examples[g], "prefill": prefill} if prefill else examples[g] for g in ro.group]
     scored = runtime.score(ro.texts, rows, reward_spec, completion_lengths=ro.completion_lengths)
     ids, mask, old = pad_batch(ro.prompt_ids, ro.completion_ids, ro.logprobs, tokenizer.pad_token_id)
-    return RolloutBatch(rows, ro.texts, ids, mask, old, list(ro.completion_lengths),
+    return RolloutBatch(rows, [prompts[g] for g in ro.group], ro.texts, ids, mask, old, list(ro.completion_lengths),
                         [r == "length" for r in ro.finish_reasons], torch.tensor(scored.rewards, dtype=torch.float32),
                         dict(scored.components), dict(scored.metrics), float(ro.stats.get("tokens_per_s", 0.0)))
 
@@ -113,7 +114,7 @@ def select_rows(batch: RolloutBatch, rows: list[int]) -> RolloutBatch:
     """The sub-batch of the given rows (used to drop groups with no learning signal)."""
     index = torch.tensor(rows, dtype=torch.long)
     pick = lambda xs: [xs[i] for i in rows]  # noqa: E731
-    return RolloutBatch(pick(batch.examples), pick(batch.texts), batch.ids[index], batch.mask[index],
+    return RolloutBatch(pick(batch.examples), pick(batch.prompts), pick(batch.texts), batch.ids[index], batch.mask[index],
                         batch.old_logp[index], pick(batch.lengths), pick(batch.truncated), batch.rewards[index],
                         {k: pick(v) for k, v in batch.components.items()}, batch.reward_metrics,
                         batch.gen_tokens_per_s)
@@ -128,7 +129,8 @@ def concat(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
     mask = torch.cat([torch.nn.functional.pad(b.mask, (0, L - 1 - b.mask.shape[1])) for b in batches])
     old = torch.cat([torch.nn.functional.pad(b.old_logp, (0, L - 1 - b.old_logp.shape[1])) for b in batches])
     components: dict[str, list[Any]] = {k: [v for b in batches for v in b.components[k]] for k in batches[0].components}
-    return RolloutBatch([e for b in batches for e in b.examples], [t for b in batches for t in b.texts], ids, mask, old,
+    return RolloutBatch([e for b in batches for e in b.examples], [p for b in batches for p in b.prompts],
+                        [t for b in batches for t in b.texts], ids, mask, old,
                         [n for b in batches for n in b.lengths], [t for b in batches for t in b.truncated],
                         torch.cat([b.rewards for b in batches]), components, batches[0].reward_metrics,
                         sum(b.gen_tokens_per_s for b in batches) / len(batches))

@@ -26,7 +26,7 @@ class CorpusSection:
     task: str = opt("arithmetic", "task generating the corpus (see docs/tasks.md)")
     options: dict[str, Any] = opt(factory=lambda: {"digits": 2, "corpus_error_rate": 0.5},
                                   help="task options, e.g. {digits: 2, corpus_error_rate: 0.5}")
-    n_examples: int = opt(20000, "training documents generated from the task's train split")
+    n_examples: int = opt(7000, "training documents generated from the task's train split")
     template: str = opt("r1", "document format: r1 (R1-Zero prompt + <think>/<answer> completion), r1_short "
                         "(the conversation without the instruction) or plain (question, solution, answer)")
     seq_len: int = opt(128, "tokens per packed training sequence")

@@ -34,6 +34,23 @@ def get_task(spec: str, **options: Any) -> Task:
         return rg.build(spec[3:], **options)
     if spec.endswith(".jsonl"):
         return files.build_jsonl(spec, **options)
+    if ":" in spec:
+        return _user_task(spec, **options)
     known = ", ".join(BUILDERS)
-    raise ValueError(f"unknown task '{spec}': expected one of {known}, rg:<reasoning-gym dataset> "
-                     "or a path to a .jsonl file")
+    raise ValueError(f"unknown task '{spec}': expected one of {known}, rg:<reasoning-gym dataset>, "
+                     "a path to a .jsonl file or module:function")
+
+
+def _user_task(spec: str, **options: Any) -> Task:
+    """`package.module:function`: the function takes the options and returns a Task."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        builder = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"task '{spec}': cannot load {attr!r} from module {module_name!r} ({exc})") from None
+    task = builder(**options)
+    if not isinstance(task, Task):
+        raise ValueError(f"task '{spec}': {attr}() returned {type(task).__name__}, expected reasonrl.tasks.Task")
+    return task
