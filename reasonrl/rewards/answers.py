@@ -176,3 +176,11 @@ def reasoning_gym_score(completion: str, example: dict, extract: str | None = No
     if pred is None:
         return 0.0
     return float(_rg_scorer(name)(pred, entry))
+
+
+def countdown_match(completion: str, example: dict, extract: str | None = None) -> float | None:
+    """The countdown task's checker on the extracted expression (length-capped arithmetic parse)."""
+    from reasonrl.tasks.countdown import countdown_score
+
+    expression = _extract(completion, example, extract)
+    return 0.0 if expression is None else countdown_score(expression, example)

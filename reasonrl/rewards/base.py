@@ -30,6 +30,7 @@ BUILTINS = {
     "exact": ("reasonrl.rewards.answers:exact_match", True),
     "numeric": ("reasonrl.rewards.answers:numeric_match", True),
     "choice": ("reasonrl.rewards.answers:choice_match", True),
+    "countdown": ("reasonrl.rewards.answers:countdown_match", True),
     "reasoning_gym": ("reasonrl.rewards.answers:reasoning_gym_score", False),
     "format": ("reasonrl.rewards.style:format_reward", True),
     "tag_count": ("reasonrl.rewards.style:tag_count", True),

@@ -40,7 +40,10 @@ class Task:
             raise ValueError(f"task '{self.name}' has no split '{split}' (splits: {', '.join(self.splits)})")
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
             raise ValueError(f"task '{self.name}': n must be a non-negative integer or None, got {n!r}")
-        return self.make(split, n, seed)
+        examples = self.make(split, n, seed)
+        for example in examples:  # the `accuracy` reward reads the task's checker from here
+            example.setdefault("meta", {}).setdefault("verifier", self.verifier)
+        return examples
 
 
 def check_options(task: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:

@@ -21,10 +21,10 @@ def test_user_file_fields_are_normalised(tmp_path):
     assert task.verifier == "exact" and task.splits == ("train", "test")
     examples = task.examples("train")
     assert examples == [
-        {"id": "mine-1", "prompt": "2+2?", "answer": "4", "meta": {"source": path}},
-        {"id": "mine-2", "prompt": "What is 54/2?", "answer": "27", "meta": {"source": path},
+        {"id": "mine-1", "prompt": "2+2?", "answer": "4", "meta": {"source": path, "verifier": "exact"}},
+        {"id": "mine-2", "prompt": "What is 54/2?", "answer": "27", "meta": {"source": path, "verifier": "exact"},
          "solution": "half of 54"},
-        {"id": "q9", "prompt": "Name it.", "answer": "x", "meta": {"source": path, "level": 3}},
+        {"id": "q9", "prompt": "Name it.", "answer": "x", "meta": {"source": path, "level": 3, "verifier": "exact"}},
     ]
     assert task.examples("test") == examples  # test_fraction=0: the whole file serves any split
     assert get_task(path).verifier == "math"
