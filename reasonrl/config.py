@@ -269,6 +269,7 @@ def markdown_reference(stages: dict[str, type]) -> str:
         lines += [f"## `{name}`", "", "| key | type | default | help |", "|---|---|---|---|"]
         for row in describe(cls):
             default = yaml.safe_dump(row.default, default_flow_style=True).strip().removesuffix("...").strip()
-            lines.append(f"| `{row.key}` | {row.type} | `{default}` | {row.help} |")
+            cells = [f"`{row.key}`", row.type, f"`{default}`", row.help]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -55,3 +55,12 @@ def test_missing_config_file_is_one_line(tmp_path):
 def test_debug_shows_traceback(tmp_path):
     out = run_cli(sorted(STAGES)[0], str(tmp_path / "nope.yaml"), "--debug")
     assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_docs_config_reference_is_up_to_date(capsys):
+    from pathlib import Path
+
+    assert main(["config", "markdown"]) == 0
+    generated = capsys.readouterr().out
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    assert committed == generated, "docs/config.md is stale: run `make docs`"
