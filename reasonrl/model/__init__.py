@@ -31,9 +31,7 @@ def create(preset_or_config: str | ModelConfig | dict = "tiny", *, seed: int | N
     with torch.device(device or "cpu"):
         model = Transformer(cfg)
     if dtype is not None:
-        model = model.to(dtype)
-        for moe in model.moe_layers():
-            moe.gate.e_score_correction_bias.data = moe.gate.e_score_correction_bias.float()
+        model = model.to(dtype)  # the router bias and RoPE frequencies stay fp32
     return model
 
 

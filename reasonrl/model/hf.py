@@ -162,7 +162,5 @@ def from_pretrained(path: str | os.PathLike, dtype: torch.dtype | None = torch.f
         raise ValueError(f"checkpoint {path} does not match its config: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
     if dtype is not None:
-        model = model.to(dtype)
-        for moe in model.moe_layers():  # the balancing bias stays fp32
-            moe.gate.e_score_correction_bias.data = moe.gate.e_score_correction_bias.float()
+        model = model.to(dtype)  # the router bias and RoPE frequencies stay fp32
     return model.eval()

@@ -95,6 +95,12 @@ class Rotary(nn.Module):
         inv, self.attention_factor, self.softmax_mult = rope_params(dim, theta, rope_scaling)
         self.register_buffer("inv_freq", inv, persistent=False)
 
+    def _apply(self, fn, recurse=True):
+        inv = self.inv_freq  # frequencies stay fp32 whatever dtype the model is cast to
+        super()._apply(fn, recurse)
+        self.inv_freq = inv.to(self.inv_freq.device)
+        return self
+
     def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         ang = positions[..., None].float() * self.inv_freq  # (B, T, d_r/2)
         cos, sin = ang.cos() * self.attention_factor, ang.sin() * self.attention_factor

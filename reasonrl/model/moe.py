@@ -23,7 +23,8 @@ class Gate(nn.Module):
 
     def forward(self, x: torch.Tensor):
         """x (N, d) -> gate weights (N, K) fp32, expert ids (N, K), affinities (N, E) fp32."""
-        scores = F.linear(x.float(), self.weight.float()).sigmoid()  # (N, E)
+        with torch.autocast(x.device.type, enabled=False):  # routing stays fp32 under autocast
+            scores = F.linear(x.float(), self.weight.float()).sigmoid()  # (N, E)
         biased = scores + self.e_score_correction_bias
         if self.n_group > 1:
             biased = self._limit_groups(biased)
@@ -32,6 +33,13 @@ class Gate(nn.Module):
         if self.norm_topk_prob:
             w = w / (w.sum(-1, keepdim=True) + 1e-20)
         return w * self.scale, idx, scores
+
+    def _apply(self, fn, recurse=True):
+        # model.to(bf16) must not round the bias: its gamma-sized steps would vanish
+        bias = self.e_score_correction_bias
+        super()._apply(fn, recurse)
+        self.e_score_correction_bias = bias.to(self.e_score_correction_bias.device)
+        return self
 
     def _limit_groups(self, biased: torch.Tensor) -> torch.Tensor:
         # group score = sum of its two best biased affinities; dropped groups get -inf (as the

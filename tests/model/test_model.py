@@ -167,3 +167,16 @@ def test_cache_overflow_is_an_error():
     c = m.make_cache(1, 4)
     with pytest.raises(IndexError):
         m(torch.zeros(1, 5, dtype=torch.long), cache=c)
+
+
+@torch.no_grad()
+def test_casting_keeps_router_bias_and_rope_frequencies_fp32():
+    m = _model({})
+    bias = m.moe_layers()[0].gate.e_score_correction_bias.clone()
+    m = m.to(torch.bfloat16)
+    g = m.moe_layers()[0].gate
+    assert g.weight.dtype == torch.bfloat16 and m.rotary.inv_freq.dtype == torch.float32
+    assert g.e_score_correction_bias.dtype == torch.float32 and torch.equal(g.e_score_correction_bias, bias)
+    out = m(torch.randint(0, 512, (1, 4)))
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    assert any(n.endswith("e_score_correction_bias") for n, _ in m.named_buffers())
