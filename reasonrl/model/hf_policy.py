@@ -89,7 +89,7 @@ class HFPolicy(nn.Module):
         super().__init__()
         self.hf = hf_model
         self.config = hf_model.config
-        self._fast_cache = None  # (weight signature, [FusedLayer]) for the fast decode path
+        self._fast_cache = None  # (source params, their signature, [FusedLayer]) for the fast path
 
     # ---- contract ---------------------------------------------------------------------------
     def forward(self, input_ids, positions=None, cache=None) -> torch.Tensor:
@@ -185,15 +185,21 @@ class HFPolicy(nn.Module):
         return F.linear(out.transpose(1, 2).reshape(B, T, -1), w.o, w.o_bias)
 
     def _fused(self) -> list["FusedLayer"]:
-        """Per-layer fused projections, rebuilt when any source weight changed (optimizer step,
-        load_state_dict, .to()): in-place updates bump `_version`, replacements move `data_ptr`."""
-        sources = [p for p in self.hf.model.layers.parameters()]
-        signature = tuple((p._version, p.data_ptr()) for p in sources)
-        if self._fast_cache is None or self._fast_cache[0] != signature:
+        """Per-layer fused projections, rebuilt when a source weight changed in place (optimizer
+        step, load_state_dict: `_version` moves) or was moved (.to(): `data_ptr` moves). Assigning
+        new Parameter objects to the layers needs `refresh_fast_weights()`."""
+        if self._fast_cache is None:
+            self._fast_cache = (list(self.hf.model.layers.parameters()), None, None)
+        sources, signature, layers = self._fast_cache
+        now = [(p._version, p.data_ptr()) for p in sources]
+        if now != signature:
             with torch.no_grad():
                 layers = [FusedLayer.build(layer) for layer in self._layers()]
-            self._fast_cache = (signature, layers)
-        return self._fast_cache[1]
+            self._fast_cache = (sources, now, layers)
+        return layers
+
+    def refresh_fast_weights(self) -> None:
+        self._fast_cache = None
 
     # ---- generic path -----------------------------------------------------------------------
     def _forward_tokens(self, ids, positions, cache: TokenCache) -> torch.Tensor:

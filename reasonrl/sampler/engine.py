@@ -45,8 +45,10 @@ class SamplingParams:
 # ---- token choice ---------------------------------------------------------------------------
 def tempered_logprobs(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
     """log_softmax(logits / T) over the full vocabulary (T = 1 for greedy). [r, V] float32."""
-    t = 1.0 if params.greedy else params.temperature
-    return torch.log_softmax(logits.float() / t, dim=-1)
+    logits = logits.float()
+    if not params.greedy and params.temperature != 1.0:
+        logits = logits / params.temperature
+    return torch.log_softmax(logits, dim=-1)
 
 
 def filter_logprobs(logp: torch.Tensor, params: SamplingParams) -> torch.Tensor:
@@ -65,11 +67,17 @@ def filter_logprobs(logp: torch.Tensor, params: SamplingParams) -> torch.Tensor:
 
 
 def draw(filtered: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One token per row from unnormalised log-probs (exponential race == categorical). [r]."""
-    probs = torch.softmax(filtered, dim=-1)
-    # Exp(1) noise as -log(U): several times faster than exponential_ on CPU
-    race = torch.rand(probs.shape, generator=generator, device=probs.device).log_().neg_()
-    return torch.argmax(probs / race, dim=-1)
+    """One token per row from log-probs that may be unnormalised or -inf (filtered). [r]."""
+    return draw_probs(filtered.exp(), generator)
+
+
+def draw_probs(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Inverse-CDF sampling from unnormalised probabilities [r, V]: one uniform per row instead of
+    one per vocabulary entry, which is what a Gumbel / exponential race costs."""
+    cdf = probs.cumsum(-1)
+    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    # right=True skips zero-probability entries (flat stretches of the cdf); u < total keeps it in range
+    return torch.searchsorted(cdf, u, right=True).clamp_max(cdf.shape[-1] - 1)[:, 0]
 
 
 def choose(logits: torch.Tensor, params: SamplingParams, generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,6 +23,7 @@ from reasonrl.sampler.engine import (
     SamplingParams,
     choose,
     draw,
+    draw_probs,
     filter_logprobs,
     prefill,
     tempered_logprobs,
@@ -38,7 +39,7 @@ def draft_from(logits: torch.Tensor, params: SamplingParams, generator):
     if params.greedy:
         return logits.argmax(-1), None
     q = torch.softmax(filter_logprobs(tempered_logprobs(logits, params), params), -1)
-    return draw(q.log(), generator), q
+    return draw_probs(q, generator), q
 
 
 def verify(logits: torch.Tensor, draft, q, params: SamplingParams, generator):
@@ -54,7 +55,7 @@ def verify(logits: torch.Tensor, draft, q, params: SamplingParams, generator):
     residual = (p0 - q).clamp_min(0)
     empty = residual.sum(-1, keepdim=True) <= 0  # P == Q: acceptance is certain, any fallback is fine
     residual = torch.where(empty, p0, residual)
-    corrected = draw(residual.log(), generator)
+    corrected = draw_probs(residual, generator)
     first = torch.where(accepted, draft, corrected)
     return first, draw(p1, generator), accepted
 

@@ -72,8 +72,11 @@ def test_save_and_load_roundtrip(tmp_path):
 
 
 @pytest.mark.slow
-def test_smollm2_gguf_cached_matches_full():
+def test_smollm2_gguf_cache_and_greedy_generation():
     from reasonrl.model.hf_policy import load_hf_policy, load_tokenizer
+    from reasonrl.sampler import generate
+
+    from tests.sampler.helpers import greedy_reference
 
     try:
         path, gguf = smollm2_path()
@@ -81,8 +84,27 @@ def test_smollm2_gguf_cached_matches_full():
         pytest.skip(str(e))
     policy = load_hf_policy(path, gguf_file=gguf)
     tok = load_tokenizer(path, gguf_file=gguf)
-    ids = torch.tensor([tok.encode("The capital of France is")])
+    prompts = ["The capital of France is", "1, 2, 3,"]
+    ids = torch.tensor([tok.encode(prompts[0])])
     cache = policy.make_cache(1, ids.shape[1] + 1)
-    assert isinstance(cache, KVCache)
+    assert isinstance(cache, KVCache)  # SmolLM2 is a llama: the fast path
     with torch.no_grad():
         torch.testing.assert_close(policy(ids, cache=cache), policy(ids), atol=1e-3, rtol=0)
+    out = generate(policy, prompts, max_new_tokens=6, temperature=0.0, tokenizer=tok, ignore_eos=True)
+    for row, prompt in enumerate(prompts):
+        assert out.completion_ids[row] == greedy_reference(policy, tok.encode(prompt, add_special_tokens=False), 6)
+    assert all(isinstance(t, str) and t for t in out.texts)
+
+
+def test_fused_weights_follow_optimizer_steps():
+    policy = HFPolicy(tiny_qwen2())
+    ids = torch.tensor(random_prompts([6]))
+    with torch.no_grad():
+        before = policy(ids, cache=policy.make_cache(1, 6))
+    opt = torch.optim.SGD(policy.parameters(), lr=0.5)
+    policy.forward_train(ids).logits.square().mean().backward()
+    opt.step()
+    with torch.no_grad():
+        after = policy(ids, cache=policy.make_cache(1, 6))
+        assert (after - before).abs().max() > 1e-3
+        torch.testing.assert_close(after, policy(ids), atol=1e-4, rtol=0)
