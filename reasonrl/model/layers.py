@@ -108,8 +108,6 @@ class Rotary(nn.Module):
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x (B, T, [H,] d_r); cos/sin (B, T, d_r/2), broadcast over heads when x has them."""
-    if x.dim() == 4:
-        cos, sin = cos[:, :, None], sin[:, :, None]
+    """x (..., d_r); cos/sin (..., d_r/2) broadcastable to x's leading dims."""
     x1, x2 = x[..., 0::2], x[..., 1::2]
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)

@@ -75,26 +75,33 @@ class MLA(nn.Module):
         self.o_proj = nn.Linear(H * self.d_v, d, bias=False)
         self.scale = cfg.qk_head_dim ** -0.5 * softmax_mult  # YaRN: times mscale^2
 
-    def _queries(self, x, cos, sin):
-        B, T, _ = x.shape
+    def _projections(self, x):
+        """-> q (B, T, H*(d_h+d_r)), [c_kv ; k_pe] (B, T, d_c+d_r). q_a_proj and kv_a_proj_with_mqa
+        read the same x, so they run as one GEMM (one grad-input GEMM in the backward too)."""
         if hasattr(self, "q_proj"):
-            q = self.q_proj(x)
-        else:
-            q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x)))
-        q = q.view(B, T, self.n_heads, self.d_h + self.d_r)
-        q_nope, q_pe = q.split([self.d_h, self.d_r], dim=-1)
-        return q_nope, apply_rope(q_pe, cos, sin)  # (B, T, H, d_h), (B, T, H, d_r)
+            return self.q_proj(x), self.kv_a_proj_with_mqa(x)
+        w = torch.cat([self.q_a_proj.weight, self.kv_a_proj_with_mqa.weight])
+        q_a, kv_a = F.linear(x, w).split([self.q_a_proj.out_features, self.d_c + self.d_r], dim=-1)
+        return self.q_b_proj(self.q_a_layernorm(q_a)), kv_a
 
-    def _latent(self, x, cos, sin):
-        c_kv, k_pe = self.kv_a_proj_with_mqa(x).split([self.d_c, self.d_r], dim=-1)
+    def _queries(self, q, cos, sin):
+        B, T, _ = q.shape
+        # heads-first now, so the concatenated query below is contiguous in SDPA's layout
+        q = q.view(B, T, self.n_heads, self.d_h + self.d_r).transpose(1, 2)
+        q_nope, q_pe = q.split([self.d_h, self.d_r], dim=-1)
+        return q_nope, apply_rope(q_pe, cos[:, None], sin[:, None])  # (B, H, T, d_h), (B, H, T, d_r)
+
+    def _latent(self, kv_a, cos, sin):
+        c_kv, k_pe = kv_a.split([self.d_c, self.d_r], dim=-1)
         return self.kv_a_layernorm(c_kv), apply_rope(k_pe, cos, sin)  # (B, T, d_c), (B, T, d_r)
 
     def forward(self, x, cos, sin, cache: LatentCache | None = None, layer: int = 0,
                 positions: torch.Tensor | None = None, absorb: bool | None = None) -> torch.Tensor:
         """x (B, T, d). Without a cache: causal over the T tokens. With one: write slots
         `positions` (B, T), attend slots 0..p. absorb=None picks the absorbed path for T == 1."""
-        q_nope, q_pe = self._queries(x, cos, sin)
-        c_kv, k_pe = self._latent(x, cos, sin)
+        q, kv_a = self._projections(x)
+        q_nope, q_pe = self._queries(q, cos, sin)
+        c_kv, k_pe = self._latent(kv_a, cos, sin)
         mask = None
         if cache is not None:
             cache.write(layer, positions, c_kv, k_pe)
@@ -108,13 +115,12 @@ class MLA(nn.Module):
 
     def _naive(self, q_nope, q_pe, c_kv, k_pe, mask):
         """Materialise per-head K, V from the latents; mask None = causal over equal lengths."""
-        B, T, H, _ = q_nope.shape
+        B, H, T, _ = q_nope.shape
         S = c_kv.shape[1]
-        kv = self.kv_b_proj(c_kv).view(B, S, H, self.d_h + self.d_v)
-        k_nope, v = kv.split([self.d_h, self.d_v], dim=-1)
-        q = torch.cat([q_nope, q_pe], dim=-1).transpose(1, 2)  # (B, H, T, d_h + d_r)
-        k = torch.cat([k_nope, k_pe[:, :, None].expand(B, S, H, self.d_r)], dim=-1).transpose(1, 2)
-        v = v.transpose(1, 2)  # (B, H, S, d_v)
+        kv = self.kv_b_proj(c_kv).view(B, S, H, self.d_h + self.d_v).transpose(1, 2)
+        k_nope, v = kv.split([self.d_h, self.d_v], dim=-1)  # (B, H, S, d_h), (B, H, S, d_v)
+        q = torch.cat([q_nope, q_pe], dim=-1)  # (B, H, T, d_h + d_r), contiguous
+        k = torch.cat([k_nope, k_pe[:, None].expand(B, H, S, self.d_r)], dim=-1)
         if mask is None:
             o = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, scale=self.scale)
         else:
@@ -123,12 +129,12 @@ class MLA(nn.Module):
 
     def _absorbed(self, q_nope, q_pe, c_kv, k_pe, mask):
         """Attention in latent space: score = (W_uk^T q_nope) . c_kv + q_pe . k_pe."""
-        B, T, H, _ = q_nope.shape
+        B, H, T, _ = q_nope.shape
         S = c_kv.shape[1]
         w = self.kv_b_proj.weight.view(H, self.d_h + self.d_v, self.d_c)
         w_uk, w_uv = w[:, : self.d_h], w[:, self.d_h:]  # (H, d_h, d_c), (H, d_v, d_c)
-        q_lat = torch.einsum("bthd,hdc->bthc", q_nope, w_uk)  # (B, T, H, d_c)
-        scores = torch.einsum("bthc,bsc->bhts", q_lat, c_kv) + torch.einsum("bthr,bsr->bhts", q_pe, k_pe)
+        q_lat = torch.einsum("bhtd,hdc->bhtc", q_nope, w_uk)  # (B, H, T, d_c)
+        scores = torch.einsum("bhtc,bsc->bhts", q_lat, c_kv) + torch.einsum("bhtr,bsr->bhts", q_pe, k_pe)
         scores = scores.float() * self.scale
         if mask is None:
             mask = torch.ones(T, S, dtype=torch.bool, device=c_kv.device).tril(S - T)[None]
