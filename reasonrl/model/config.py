@@ -131,15 +131,14 @@ def from_hf_dict(d: dict) -> ModelConfig:
     kw = {k: v for k, v in kw.items() if k not in TRAINING_KEYS}
     rp = d.get("rope_parameters")
     if isinstance(rp, dict):
-        kw.setdefault("rope_theta", rp.get("rope_theta", 10000.0))
+        if d.get("rope_theta") is None:
+            kw["rope_theta"] = rp.get("rope_theta", 10000.0)
         kind = rp.get("rope_type", rp.get("type", "default"))
         if kind != "default" and not kw.get("rope_scaling"):
             kw["rope_scaling"] = {k: v for k, v in rp.items() if k != "rope_theta"}
     if kw.get("rope_theta") is None:
         kw["rope_theta"] = 10000.0
     kw.update({k: v for k, v in (d.get("reasonrl") or {}).items() if k in TRAINING_KEYS})
-    kw.setdefault("n_group", 1)
-    kw.setdefault("topk_group", 1)
     for k in ("n_group", "topk_group"):
         kw[k] = kw[k] or 1
     return ModelConfig(**kw)

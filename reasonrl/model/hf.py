@@ -109,8 +109,9 @@ def from_hf_state_dict(sd: dict[str, torch.Tensor], cfg) -> dict[str, torch.Tens
             experts.setdefault(m.group(1), {}).setdefault(m.group(3), {})[int(m.group(2))] = t
             continue
         name = _internal_name(key, L)
-        if name is not None and not (name.startswith("mtp.") and int(name.split(".")[1]) >= cfg.num_nextn_predict_layers):
-            out[name] = t
+        if name is None or (name.startswith("mtp.") and int(name.split(".")[1]) >= cfg.num_nextn_predict_layers):
+            continue  # shared-tensor copies; MTP layers beyond the configured depth
+        out[name] = t
     for prefix, parts in experts.items():
         name = _internal_name(prefix + ".x", L)[:-2]
         n = len(parts["down_proj"])
@@ -125,7 +126,7 @@ def from_hf_state_dict(sd: dict[str, torch.Tensor], cfg) -> dict[str, torch.Tens
 
 def _deinterleave_to_pairs(sd: dict[str, torch.Tensor], cfg) -> None:
     """rope_interleave=False checkpoints rotate (x[i], x[i + d_r/2]); move those rows to (2i, 2i+1)."""
-    d_r, h = cfg.qk_rope_head_dim, cfg.qk_rope_head_dim // 2
+    h = cfg.qk_rope_head_dim // 2
     perm = torch.stack([torch.arange(h), torch.arange(h) + h], dim=-1).reshape(-1)
     for key, t in list(sd.items()):
         if key.endswith(("q_proj.weight", "q_b_proj.weight")):
@@ -136,7 +137,6 @@ def _deinterleave_to_pairs(sd: dict[str, torch.Tensor], cfg) -> None:
             w = t.clone()
             w[cfg.kv_lora_rank:] = t[cfg.kv_lora_rank:][perm]
             sd[key] = w
-    assert d_r % 2 == 0
 
 
 def from_pretrained(path: str | os.PathLike, dtype: torch.dtype | None = torch.float32, device=None):

@@ -96,3 +96,14 @@ def test_deepseek_v3_parameter_counts_on_meta():
     active = m.num_parameters(mtp=False, activated=True)  # 8 of 256 routed experts per token
     assert active == pytest.approx(37e9, rel=0.03)  # "37B activated" (incl. embeddings: 37.55B)
     assert PRESETS["deepseek-v3"]["kv_lora_rank"] + PRESETS["deepseek-v3"]["qk_rope_head_dim"] == 576
+
+
+def test_config_written_by_transformers_5_reads_rope_parameters():
+    d = {"model_type": "deepseek_v3", "hidden_size": 64, "num_hidden_layers": 2,
+         "rope_parameters": {"rope_type": "yarn", "rope_theta": 50000.0, "factor": 8.0,
+                             "original_max_position_embeddings": 128}}
+    cfg = from_hf_dict(d)
+    assert cfg.rope_theta == 50000.0 and cfg.rope_scaling["factor"] == 8.0
+    # absent keys take transformers' defaults (V3 dims), not the tiny preset's
+    assert cfg.n_routed_experts == 256 and cfg.first_k_dense_replace == 3 and cfg.initializer_range == 0.02
+    assert cfg.aux_loss_alpha == 0.0
