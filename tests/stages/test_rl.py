@@ -81,7 +81,8 @@ def test_reward_rises(tmp_path, tiny_base, algorithm):
             "checkpoint.every=100", "samples_every=0")
     curve = _reward_curve(tmp_path / "learn")
     start, end = sum(curve[:5]) / 5, sum(curve[-5:]) / 5
-    assert end > start + 0.15, f"{algorithm}: reward {start:.3f} -> {end:.3f}"
+    # digits are ~2% of a random model's characters; the policy must learn to emit far more
+    assert end > max(3 * start, start + 0.1), f"{algorithm}: reward {start:.3f} -> {end:.3f}"
 
 
 @pytest.mark.slow
