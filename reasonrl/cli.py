@@ -23,7 +23,7 @@ STAGES: dict[str, tuple[str, str, str]] = {
 }
 
 # extra commands with their own argument parsers: module exposing add_parser(sub) and run(args)
-COMMANDS: tuple[str, ...] = ("reasonrl.stages.compare",)
+COMMANDS: tuple[str, ...] = ("reasonrl.stages.sample", "reasonrl.stages.compare")
 
 # Bad input (config, data, paths, option values) surfaces as these; they print as one line.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, TypeError, OSError, ImportError)
