@@ -42,22 +42,21 @@ def draft_from(logits: torch.Tensor, params: SamplingParams, generator):
     return draw_probs(q, generator), q
 
 
-def verify(logits: torch.Tensor, draft, q, params: SamplingParams, generator):
-    """Target logits [r, 2, V] for positions p+1, p+2 -> (first [r], bonus [r], accepted [r] bool)."""
+def verify(logp: torch.Tensor, draft, q, params: SamplingParams, generator):
+    """Tempered target log-probs [r, 2, V] for positions p+1, p+2 -> (first [r], bonus [r], accepted [r])."""
     if params.greedy:
-        first = logits[:, 0].argmax(-1)
-        return first, logits[:, 1].argmax(-1), first == draft
-    p0 = torch.softmax(filter_logprobs(tempered_logprobs(logits[:, 0], params), params), -1)
-    p1 = filter_logprobs(tempered_logprobs(logits[:, 1], params), params)
+        first = logp[:, 0].argmax(-1)
+        return first, logp[:, 1].argmax(-1), first == draft
+    filtered = filter_logprobs(logp.flatten(0, 1), params).unflatten(0, logp.shape[:2])
+    p0 = torch.softmax(filtered[:, 0], -1)
     pd, qd = p0.gather(-1, draft[:, None])[:, 0], q.gather(-1, draft[:, None])[:, 0]
     u = torch.rand(pd.shape, generator=generator, device=pd.device)
     accepted = u * qd < pd  # u < P(d) / Q(d) without dividing by zero
     residual = (p0 - q).clamp_min(0)
     empty = residual.sum(-1, keepdim=True) <= 0  # P == Q: acceptance is certain, any fallback is fine
     residual = torch.where(empty, p0, residual)
-    corrected = draw_probs(residual, generator)
-    first = torch.where(accepted, draft, corrected)
-    return first, draw(p1, generator), accepted
+    first = torch.where(accepted, draft, draw_probs(residual, generator))
+    return first, draw(filtered[:, 1], generator), accepted
 
 
 def _mtp_prefill(model, ids, hidden, lengths, cache):
@@ -101,8 +100,8 @@ def decode_speculative(model, prompts, n, max_new_tokens, params, stop: StopChec
             active = torch.tensor(live.active, device=device)
             steps = torch.stack([pos, pos + 1], 1)  # [r, 2]
             logits, h = model.forward_hidden(torch.stack([cur, draft], 1), positions=steps, cache=cache)
-            first, bonus, acc = verify(logits, draft, q, params, generator)
             logp = tempered_logprobs(logits, params)  # [r, 2, V]
+            first, bonus, acc = verify(logp, draft, q, params, generator)
             lp0 = logp[:, 0].gather(-1, first[:, None])[:, 0]
             lp1 = logp[:, 1].gather(-1, bonus[:, None])[:, 0]
             proposed += int(active.sum())
