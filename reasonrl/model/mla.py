@@ -86,7 +86,7 @@ class MLA(nn.Module):
 
     def _queries(self, q, cos, sin):
         B, T, _ = q.shape
-        # heads-first now, so the concatenated query below is contiguous in SDPA's layout
+        # heads-first, so the concatenated query below is contiguous in the layout SDPA wants
         q = q.view(B, T, self.n_heads, self.d_h + self.d_r).transpose(1, 2)
         q_nope, q_pe = q.split([self.d_h, self.d_r], dim=-1)
         return q_nope, apply_rope(q_pe, cos[:, None], sin[:, None])  # (B, H, T, d_h), (B, H, T, d_r)
