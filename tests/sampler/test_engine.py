@@ -154,3 +154,15 @@ def test_zero_new_tokens_and_streaming(qwen):
     out = generate(HFPolicy(qwen), [[2, 3], [4]], max_new_tokens=5, temperature=0.0, ignore_eos=True,
                    on_tokens=lambda rows, toks: seen.extend(zip(rows, toks)))
     assert [t for r, t in seen if r == 1] == out.completion_ids[1]
+
+
+def test_chunked_prefill_gives_the_same_tokens(qwen, monkeypatch):
+    import reasonrl.sampler.engine as engine
+
+    prompts = random_prompts([40, 7, 23])
+    whole = generate(qwen, prompts, n=2, max_new_tokens=6, temperature=0.0, ignore_eos=True)
+    monkeypatch.setattr(engine, "PREFILL_LOGIT_ELEMENTS", 1)  # 16-token chunks: 3 for the longest prompt
+    chunked = generate(qwen, prompts, n=2, max_new_tokens=6, temperature=0.0, ignore_eos=True)
+    assert chunked.completion_ids == whole.completion_ids
+    for a, b in zip(chunked.logprobs, whole.logprobs):
+        assert max(abs(x - y) for x, y in zip(a, b)) <= 1e-4

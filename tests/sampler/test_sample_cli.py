@@ -55,3 +55,15 @@ def test_wrong_path_is_one_line_exit_2(tmp_path, capsys):
     assert sample.run(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model not found" in err[0]
+
+
+def test_native_checkpoint_with_speculative_decoding(tmp_path, capsys):
+    from reasonrl.model import create
+    from reasonrl.tokenizer import train_tokenizer
+
+    train_tokenizer(["one two three four five six seven eight nine ten. " * 4] * 20, 300, tmp_path)
+    create("tiny", seed=0).save_pretrained(tmp_path)
+    args = _parser().parse_args(["sample", str(tmp_path), "--prompt", "one two", "--max-new-tokens", "6",
+                                 "--temperature", "0", "--speculative", "--ignore-eos"])
+    assert sample.run(args) == 0
+    assert "acceptance" in capsys.readouterr().err
