@@ -133,7 +133,8 @@ class HFPolicy(nn.Module):
         if getattr(self.hf.model, "rotary_emb", None) is None:
             return False
         for layer in self._layers():
-            window = getattr(layer.self_attn, "sliding_window", None)
+            # mistral keeps its window in the config only; qwen2/qwen3 set it per layer (None = full)
+            window = getattr(layer.self_attn, "sliding_window", getattr(self.config, "sliding_window", None))
             if window is not None and window < max_len:
                 return False  # sliding-window masks are left to transformers
         return True
@@ -143,7 +144,10 @@ class HFPolicy(nn.Module):
         # the model's own rotary module, so rope scaling variants (llama3, yarn, ...) come for free
         pos = torch.arange(max_len, device=p.device)[None]
         cos, sin = self.hf.model.rotary_emb(p.new_zeros(1, dtype=p.dtype), pos)
-        return cos[0], sin[0]  # [max_len, head_dim]
+        half = cos.shape[-1] // 2
+        # rotate_half(x) * sin == roll(x, half) * [-sin_1, sin_2]: fold the sign into the table
+        sin = torch.cat([-sin[0, :, :half], sin[0, :, half:]], -1)
+        return cos[0], sin  # [max_len, head_dim]
 
     def _forward_fast(self, ids, positions, cache: KVCache) -> torch.Tensor:
         # ids, positions: [B, T]
@@ -271,11 +275,10 @@ def _rms(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.rms_norm(x, norm.weight.shape, norm.weight, _eps(norm))
 
 
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x: [B, T, H, hd]; cos/sin: [B, T, 1, hd]; rotate-half layout of Llama/Qwen checkpoints
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
+    # x: [B, T, H, hd]; cos/sin: [B, T, 1, hd]; rotate-half layout of Llama/Qwen checkpoints,
+    # with rotate_half's sign folded into `sin_signed` (see _rope_tables)
+    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, -1), sin_signed)
 
 
 # ---- loading --------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import torch
 
 from reasonrl.model.hf_policy import HFPolicy, KVCache, TokenCache, smollm2_path
 
-from tests.sampler.helpers import random_prompts, tiny_gpt2, tiny_llama, tiny_qwen2
+from tests.sampler.helpers import VOCAB, random_prompts, tiny_gpt2, tiny_llama, tiny_qwen2
 
 MODELS = {"qwen2": tiny_qwen2, "llama3-rope": tiny_llama, "gpt2-generic": tiny_gpt2}
 
@@ -108,3 +108,18 @@ def test_fused_weights_follow_optimizer_steps():
         after = policy(ids, cache=policy.make_cache(1, 6))
         assert (after - before).abs().max() > 1e-3
         torch.testing.assert_close(after, policy(ids), atol=1e-4, rtol=0)
+
+
+def test_sliding_window_shorter_than_cache_uses_generic_path():
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    cfg = MistralConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+                        intermediate_size=128, vocab_size=VOCAB, sliding_window=4)
+    policy = HFPolicy(MistralForCausalLM(cfg).eval())
+    assert isinstance(policy.make_cache(1, 16), TokenCache)
+    assert isinstance(policy.make_cache(1, 4), KVCache)
+    ids = torch.tensor(random_prompts([10]))
+    cache = policy.make_cache(1, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(policy(ids, cache=cache), policy(ids), atol=1e-4, rtol=0)
