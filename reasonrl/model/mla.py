@@ -57,6 +57,9 @@ class LatentCache:
         return per
 
 
+ABSORB_MAX_TOKENS = 4  # cached forwards up to this many tokens attend in latent space
+
+
 class MLA(nn.Module):
     def __init__(self, cfg: ModelConfig, softmax_mult: float = 1.0):
         super().__init__()
@@ -98,7 +101,9 @@ class MLA(nn.Module):
     def forward(self, x, cos, sin, cache: LatentCache | None = None, layer: int = 0,
                 positions: torch.Tensor | None = None, absorb: bool | None = None) -> torch.Tensor:
         """x (B, T, d). Without a cache: causal over the T tokens. With one: write slots
-        `positions` (B, T), attend slots 0..p. absorb=None picks the absorbed path for T == 1."""
+        `positions` (B, T), attend slots 0..p. absorb=None picks the absorbed path for short cached
+        forwards (decode steps and speculative verification), where decompressing the whole
+        latent cache would cost more than attending in latent space."""
         q, kv_a = self._projections(x)
         q_nope, q_pe = self._queries(q, cos, sin)
         c_kv, k_pe = self._latent(kv_a, cos, sin)
@@ -109,7 +114,7 @@ class MLA(nn.Module):
             c_kv, k_pe = cache.kv[layer, :, :S], cache.pe[layer, :, :S]
             mask = torch.arange(S, device=x.device) <= positions[..., None]  # (B, T, S)
         if absorb is None:
-            absorb = cache is not None and x.shape[1] == 1
+            absorb = cache is not None and x.shape[1] <= ABSORB_MAX_TOKENS
         out = self._absorbed(q_nope, q_pe, c_kv, k_pe, mask) if absorb else self._naive(q_nope, q_pe, c_kv, k_pe, mask)
         return self.o_proj(out)
 
