@@ -1,0 +1,390 @@
+"""RL step time: `reasonrl rl` (GRPO) against TRL's `GRPOTrainer` at equal work.
+
+    PYTHONPATH=. python benchmarks/bench_rl.py [--reps 2] [--steps 12] [--threads 2] [--profile]
+
+Workload (both trainers): a tiny Qwen2 (hidden 128, 4 layers, 4 heads, 2 KV heads, intermediate
+384, vocab 512, fixed seed) and a tokenizer trained (vocab_size 512) on arithmetic text, saved to a local
+directory; 8 arithmetic prompts (`r1_short` text prompt) x 8 completions per optimizer step, at most
+64 new tokens, temperature 1.0, stop at eos only, beta 0.04 (so a reference model is kept),
+one optimizer update per generation batch, rewards numeric accuracy (1.0) + format (0.5), fp32,
+CPU, the same thread count.
+
+TRL runs twice per rep: with its defaults (GRPOConfig turns gradient checkpointing on) and with
+checkpointing off (the same FLOPs as reasonrl). Each trainer runs in its own subprocess so its peak
+memory is its own max RSS; the parent runs them back to back in every rep so load from other
+processes hits all alike, and reports each rep's ratios. Step time is the median over steps 3..N
+(1-based), which skips warm-up. A GEMM probe between reps gives the machine's current matmul rate,
+from which a compute floor per step is printed. `--profile` adds a cProfile of reasonrl's steps
+3..N (in its own subprocess). Results: docs/benchmarks-rl.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPTS, GROUP, MAX_NEW, BETA, LR, SEED = 8, 8, 64, 0.04, 1e-6, 0
+FIRST_TIMED = 3  # 1-based: steps 1-2 are warm-up
+
+
+# ---------------------------------------------------------------------------------------------
+# shared assets
+
+
+def build_assets(out_dir: Path) -> Path:
+    """Tokenizer + randomly initialised tiny Qwen2 saved as a transformers model directory."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from reasonrl.tasks import corpus_text, get_task
+    from reasonrl.tokenizer import load_tokenizer, train_tokenizer
+
+    model_dir = out_dir / "qwen2-tiny"
+    task = get_task("arithmetic")
+    texts = [corpus_text(ex, "r1_short") for ex in task.examples("train", 2000, seed=SEED)]
+    train_tokenizer(texts, 512, model_dir)
+    tok = load_tokenizer(model_dir)
+    torch.manual_seed(SEED)
+    cfg = Qwen2Config(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                      intermediate_size=384, vocab_size=512, max_position_embeddings=512, tie_word_embeddings=False,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    Qwen2ForCausalLM(cfg).save_pretrained(model_dir)
+    return model_dir
+
+
+def prompt_examples(n: int) -> list[dict]:
+    from reasonrl.tasks import get_task
+
+    return get_task("arithmetic").examples("train", n, seed=SEED)
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def peak_rss_mb() -> dict:
+    """This process's peak RSS, and the largest waited-for child's (reward workers), in MiB (Linux: KiB)."""
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+class Timer:
+    """Accumulates wall time of wrapped calls, bucketed per optimizer step."""
+
+    def __init__(self):
+        self.current: dict[str, float] = {}
+        self.steps: list[dict[str, float]] = []
+
+    def wrap(self, name: str, fn):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.current[name] = self.current.get(name, 0.0) + time.perf_counter() - t0
+        return timed
+
+    def close_step(self, **extra) -> None:
+        # peak RSS so far: shows whether the process peak comes from the steps or from setup / teardown
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        self.steps.append({**self.current, **extra, "rss_mb": rss})
+        self.current = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# TRL worker
+
+
+def trl_rewards():
+    """Accuracy (numeric match on <answer>) and format, the same verifier functions reasonrl uses,
+    in TRL's reward-function signature."""
+    from reasonrl.rewards import get_verifier
+
+    numeric, fmt = get_verifier("numeric"), get_verifier("format")
+
+    def accuracy(prompts, completions, answer, **_):
+        return [numeric(c, {"answer": a}) or 0.0 for c, a in zip(completions, answer)]
+
+    def format_(prompts, completions, **_):
+        return [fmt(c, {}) or 0.0 for c in completions]
+
+    return [accuracy, format_]
+
+
+def trl_worker(model_dir: str, steps: int, threads: int, work_dir: str, checkpointing: bool = True) -> dict:
+    """TRL's GRPOTrainer; `checkpointing` is TRL's default gradient checkpointing (GRPOConfig
+    turns it on), which recomputes the forward during backward to save activation memory."""
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from reasonrl.tasks import r1_short_prompt
+    from reasonrl.tokenizer import load_tokenizer
+
+    set_threads(threads)
+    rows = prompt_examples(PROMPTS * (steps + 2))
+    data = Dataset.from_list([{"prompt": r1_short_prompt(ex), "answer": ex["answer"]} for ex in rows])
+    # batch 64 = generation batch 64 = 8 prompts x 8 completions: one generation and one
+    # optimizer update per step, like reasonrl with minibatch_size 0 and mu 1
+    args = GRPOConfig(
+        output_dir=work_dir, use_cpu=True, bf16=False, fp16=False, seed=SEED,
+        per_device_train_batch_size=PROMPTS * GROUP, gradient_accumulation_steps=1,
+        num_generations=GROUP, generation_batch_size=PROMPTS * GROUP, num_iterations=1,
+        max_completion_length=MAX_NEW, temperature=1.0, top_p=1.0, top_k=0, beta=BETA, loss_type="grpo",
+        scale_rewards="group", reward_weights=[1.0, 0.5], learning_rate=LR, adam_beta2=0.95, weight_decay=0.1,
+        max_grad_norm=1.0, max_steps=steps, use_vllm=False, report_to="none", logging_strategy="no",
+        save_strategy="no", eval_strategy="no", log_completions=False, dataloader_num_workers=0,
+        disable_tqdm=True, gradient_checkpointing=checkpointing,
+    )
+    tok = load_tokenizer(model_dir)
+    trainer = GRPOTrainer(model=model_dir, reward_funcs=trl_rewards(), args=args, train_dataset=data,
+                          processing_class=tok)
+    timer = Timer()
+    lengths: list[float] = []
+    generate_and_score = trainer._generate_and_score_completions
+
+    def counted(inputs):
+        out = generate_and_score(inputs)
+        lengths.append(float(out["completion_mask"].sum(1).float().mean()))
+        return out
+
+    trainer._generate = timer.wrap("generate", trainer._generate)
+    trainer._generate_and_score_completions = timer.wrap("gen_ref_reward", counted)
+
+    class StepClock(TrainerCallback):
+        def on_step_begin(self, *a, **k):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, *a, **k):
+            timer.close_step(step_time_s=time.perf_counter() - self.t0)
+
+    trainer.add_callback(StepClock())
+    trainer.train()
+    for row, length in zip(timer.steps, lengths):
+        row["length_mean"] = length
+    return {"steps": timer.steps, **peak_rss_mb(), "torch_threads": torch.get_num_threads()}
+
+
+# ---------------------------------------------------------------------------------------------
+# reasonrl worker
+
+
+def reasonrl_argv(model_dir: str, steps: int, threads: int, run_dir: str) -> list[str]:
+    return ["rl", f"run.dir={run_dir}", "run.name=bench", f"run.threads={threads}", f"run.seed={SEED}",
+            "run.quiet=true",
+            f"model.path={model_dir}", "data.prompt_format=r1_short", f"rl.steps={steps}",
+            f"rl.prompts_per_step={PROMPTS}", f"rl.group_size={GROUP}", f"rl.max_new_tokens={MAX_NEW}",
+            f"rl.beta={BETA}", "rl.temperature=1.0", "rl.stop_strings=[]", "rewards={accuracy: 1.0, format: 0.5}",
+            f"optim.lr={LR}", "eval.n_examples=1", f"checkpoint.every={steps + 1}"]
+
+
+def reasonrl_worker(model_dir: str, steps: int, threads: int, work_dir: str, profile: bool = False) -> dict:
+    """`reasonrl rl` in this process (the CLI's own entry point), with timers around the phases of
+    a step: generation (sampler), gather (generation + rewards), update (reference + train)."""
+    import reasonrl.rl.grpo as grpo
+    import reasonrl.sampler as sampler
+    import reasonrl.stages.rl as stage
+    from reasonrl.cli import main
+
+    timer = Timer()
+    grpo.gather = timer.wrap("gen_reward", grpo.gather)
+    grpo.update = timer.wrap("train", grpo.update)
+    grpo.reference_logprobs = timer.wrap("reference", grpo.reference_logprobs)
+    sampler.generate = timer.wrap("generate", sampler.generate)
+    one_step = stage._one_step
+    profiler = _step_profiler() if profile else None
+
+    def step(ctx, run, index, *rest):
+        if profiler is not None:
+            profiler(index)
+        out = one_step(ctx, run, index, *rest)
+        timer.close_step(step_time_s=out["step_time_s"], length_mean=out["length/mean"])
+        return out
+
+    stage._one_step = step
+    rc = main(reasonrl_argv(model_dir, steps, threads, work_dir))
+    if rc:
+        raise SystemExit(f"reasonrl rl failed with exit code {rc}")
+    import torch
+
+    result = {"steps": timer.steps, **peak_rss_mb(), "torch_threads": torch.get_num_threads()}
+    if profiler is not None:
+        result["profile"] = profiler(None)
+    return result
+
+
+def _step_profiler():
+    """cProfile from step FIRST_TIMED on; returns the top functions when called with None."""
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+
+    def control(index):
+        if index == FIRST_TIMED - 1:
+            prof.enable()
+        if index is None:
+            prof.disable()
+            text = io.StringIO()
+            stats = pstats.Stats(prof, stream=text).sort_stats("tottime")
+            stats.print_stats(25)
+            stats.sort_stats("cumulative").print_stats(40)
+            return text.getvalue()
+        return None
+
+    return control
+
+
+# ---------------------------------------------------------------------------------------------
+# parent: run workers back to back, summarise
+
+
+def run_worker(kind: str, model_dir: Path, steps: int, threads: int, work: Path, profile: bool = False) -> dict:
+    out = work / f"{kind}-{time.time_ns()}.json"
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, __file__, "--worker", kind, "--model", str(model_dir), "--steps", str(steps),
+           "--threads", str(threads), "--out", str(out), "--work", str(work / f"{kind}-{out.stem}")]
+    if profile:
+        cmd.append("--profile")
+    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+    return json.loads(out.read_text())
+
+
+def summarise(result: dict) -> dict:
+    timed = result["steps"][FIRST_TIMED - 1:]
+    med = lambda key: statistics.median(s.get(key, 0.0) for s in timed)  # noqa: E731
+    rest = statistics.median(s["step_time_s"] - s.get("generate", 0.0) for s in timed)
+    return {"step_s": med("step_time_s"), "generate_s": med("generate"), "rest_s": rest,
+            "length": statistics.mean(s["length_mean"] for s in timed), "rss_mb": result["peak_rss_mb"],
+            "children_rss_mb": result["children_peak_rss_mb"], "n_timed": len(timed),
+            "rss_after_steps_mb": [round(x["rss_mb"]) for x in result["steps"]]}
+
+
+NAMES = {"trl": "TRL GRPOTrainer (defaults: grad. checkpointing)",
+         "trl_nogc": "TRL GRPOTrainer (no grad. checkpointing)", "reasonrl": "reasonrl rl"}
+
+
+def table(reps: list[dict]) -> str:
+    """One row per trainer per rep; the speedup is that rep's TRL time / reasonrl time."""
+    lines = ["| rep | trainer | median step (s) | sampling (s) | rest (s) | reasonrl speedup | peak RSS (MiB) "
+             "| mean completion len |",
+             "|---|---|---|---|---|---|---|---|"]
+    for i, rep in enumerate(reps, 1):
+        ours = rep["reasonrl"]["step_s"]
+        for kind, s in rep.items():
+            speedup = "-" if kind == "reasonrl" else f"{s['step_s'] / ours:.2f}x"
+            lines.append(f"| {i} | {NAMES[kind]} | {s['step_s']:.2f} | {s['generate_s']:.2f} | {s['rest_s']:.2f} | "
+                         f"{speedup} | {s['rss_mb']:.0f} | {s['length']:.1f} |")
+    return "\n".join(lines)
+
+
+def matmul_gflops(threads: int, rows: int = 4096) -> float:
+    """Best fp32 GEMM rate at the training shape [rows, 128] x [128, 384]: the machine's ceiling now."""
+    import torch
+
+    set_threads(threads)
+    a, w = torch.randn(rows, 128), torch.randn(384, 128)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(20):
+            torch.nn.functional.linear(a, w)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * rows * 128 * 384 * 20 / best / 1e9
+
+
+def step_gflop(model_dir: Path, length: float, checkpointing: bool = False) -> dict:
+    """Matmul FLOPs of one step: 2 N per sampled token; 2 N (policy forward) + 4 N (backward)
+    + 2 N (reference) per training token, + 2 N more under gradient checkpointing (recomputed
+    forward). N = non-embedding parameters, lm_head included; attention scores are left out
+    (under 3% at these lengths)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from reasonrl.tasks import r1_short_prompt
+    from reasonrl.tokenizer import load_tokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    n = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    tok = load_tokenizer(model_dir)
+    prompt = statistics.mean(len(tok(r1_short_prompt(ex))["input_ids"]) for ex in prompt_examples(64))
+    rows = PROMPTS * GROUP
+    sample = 2 * n * rows * length
+    train = (8 + 2 * checkpointing) * n * rows * (prompt + length)
+    return {"sample": sample / 1e9, "train": train / 1e9, "params": n, "prompt_len": prompt}
+
+
+def compute_floor(model_dir: Path, reps: list[dict], gflops: float) -> str:
+    """Each trainer's step time if every matmul ran at the measured GEMM rate (a lower bound)."""
+    lines = [f"fp32 GEMM rate measured between reps (best): {gflops:.1f} GFLOP/s at [4096,128]x[128,384]"]
+    for kind in reps[0]:
+        length = statistics.mean(r[kind]["length"] for r in reps)
+        f = step_gflop(model_dir, length, checkpointing=kind == "trl")
+        floor = (f["sample"] + f["train"]) / gflops
+        lines.append(f"{NAMES[kind]}: {f['sample']:.1f} GFLOP sampling + {f['train']:.1f} GFLOP training per step "
+                     f"-> floor {floor:.2f} s (N = {f['params']} params, prompt {f['prompt_len']:.1f} tokens)")
+    return "\n".join(lines)
+
+
+def parent(args) -> None:
+    kinds = [k for k in args.trl.split(",") if k] + ["reasonrl"]
+    with tempfile.TemporaryDirectory(prefix="bench_rl_") as tmp:
+        work = Path(tmp)
+        model_dir = build_assets(work)
+        reps, rates = [], []
+        for rep in range(args.reps):
+            rates.append(matmul_gflops(args.threads))
+            reps.append({k: summarise(run_worker(k, model_dir, args.steps, args.threads, work)) for k in kinds})
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other processes on the same cores
+            print(f"rep {rep + 1} (load average {load}; GEMM {rates[-1]:.0f} GFLOP/s): "
+                  + ", ".join(f"{k} {s['step_s']:.2f} s" for k, s in reps[-1].items()), flush=True)
+        print(table(reps))
+        print(compute_floor(model_dir, reps, max(rates)))
+        print(json.dumps(reps, indent=1))
+        if args.profile:
+            prof = run_worker("reasonrl", model_dir, args.steps, args.threads, work, profile=True)
+            print(prof["profile"])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--profile", action="store_true", help="also cProfile reasonrl's timed steps")
+    p.add_argument("--trl", default="trl,trl_nogc",
+                   help="TRL variants to compare against: trl (its defaults, gradient checkpointing on), "
+                        "trl_nogc (gradient checkpointing off)")
+    p.add_argument("--worker", choices=["trl", "trl_nogc", "reasonrl"], help=argparse.SUPPRESS)
+    p.add_argument("--model", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--work", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.steps < FIRST_TIMED:
+        p.error(f"--steps must be at least {FIRST_TIMED}")
+    if args.worker is None:
+        return parent(args)
+    if args.worker.startswith("trl"):
+        result = trl_worker(args.model, args.steps, args.threads, args.work, args.worker == "trl")
+    else:
+        result = reasonrl_worker(args.model, args.steps, args.threads, args.work, args.profile)
+    Path(args.out).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
