@@ -109,11 +109,23 @@ def update(ctx: RLContext, batch: RolloutBatch, adv: torch.Tensor) -> dict[str, 
             rows = order[start:start + size]
             mb = {"ids": batch.ids[rows], "mask": mask[rows], "old": batch.old_logp[rows], "adv": adv[rows],
                   "ref": None if ref is None else ref[rows]}
-            metrics = ctx.trainer.step(lambda model, b: grpo_loss(model, b, ctx.cfg), [mb])
+            metrics = ctx.trainer.step(lambda model, b: grpo_loss(model, b, ctx.cfg), split_micro(mb, ctx.cfg))
             for key, value in metrics.items():
                 totals[key] = totals.get(key, 0.0) + float(value)
             count += 1
     return {k: v / count for k, v in totals.items()}
+
+
+def split_micro(mb: dict, cfg) -> list[dict]:
+    """`optim.grad_accum` microbatches of one minibatch (lower peak memory, same update). For
+    token_mean each microbatch divides by the minibatch's token count over the number of
+    microbatches, so the trainer's average of their losses is the token mean of the whole."""
+    n = max(1, min(cfg.optim.grad_accum, len(mb["ids"])))
+    chunks = [{k: (None if v is None else v.tensor_split(n)[i]) for k, v in mb.items()} for i in range(n)]
+    if cfg.rl.aggregation == "token_mean" and n > 1:
+        for chunk in chunks:
+            chunk["num_tokens"] = float(mb["mask"].sum()) / n
+    return chunks
 
 
 def policy_forward(model, ids: torch.Tensor, temperature: float):
@@ -135,7 +147,7 @@ def grpo_loss(model, mb: dict, cfg) -> tuple[torch.Tensor, dict[str, Any], torch
     logp, entropy, load = policy_forward(model, mb["ids"], rl.temperature)
     loss, metrics = policy_loss(logp, mb["old"], mb["adv"], mb["mask"], eps_low=rl.eps_low, eps_high=rl.eps_high,
                                 beta=rl.beta, ref_logp=mb["ref"], aggregation=rl.aggregation,
-                                max_len=rl.max_new_tokens)
+                                max_len=rl.max_new_tokens, num_tokens=mb.get("num_tokens"))
     tokens = mb["mask"].sum().clamp(min=1)
     metrics["entropy"] = (entropy * mb["mask"]).sum() / tokens
     return loss, metrics, load
