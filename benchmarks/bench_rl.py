@@ -181,16 +181,17 @@ def trl_worker(model_dir: str, steps: int, threads: int, work_dir: str, checkpoi
 # reasonrl worker
 
 
-def reasonrl_argv(model_dir: str, steps: int, threads: int, run_dir: str) -> list[str]:
+def reasonrl_argv(model_dir: str, steps: int, threads: int, run_dir: str, extra=()) -> list[str]:
     return ["rl", f"run.dir={run_dir}", "run.name=bench", f"run.threads={threads}", f"run.seed={SEED}",
             "run.quiet=true",
             f"model.path={model_dir}", "data.prompt_format=r1_short", f"rl.steps={steps}",
             f"rl.prompts_per_step={PROMPTS}", f"rl.group_size={GROUP}", f"rl.max_new_tokens={MAX_NEW}",
             f"rl.beta={BETA}", "rl.temperature=1.0", "rl.stop_strings=[]", "rewards={accuracy: 1.0, format: 0.5}",
-            f"optim.lr={LR}", "eval.n_examples=1", f"checkpoint.every={steps + 1}"]
+            f"optim.lr={LR}", "eval.n_examples=1", f"checkpoint.every={steps + 1}", *extra]
 
 
-def reasonrl_worker(model_dir: str, steps: int, threads: int, work_dir: str, profile: bool = False) -> dict:
+def reasonrl_worker(model_dir: str, steps: int, threads: int, work_dir: str, profile: bool = False,
+                    extra=()) -> dict:
     """`reasonrl rl` in this process (the CLI's own entry point), with timers around the phases of
     a step: generation (sampler), gather (generation + rewards), update (reference + train)."""
     import reasonrl.rl.grpo as grpo
@@ -214,7 +215,7 @@ def reasonrl_worker(model_dir: str, steps: int, threads: int, work_dir: str, pro
         return out
 
     stage._one_step = step
-    rc = main(reasonrl_argv(model_dir, steps, threads, work_dir))
+    rc = main(reasonrl_argv(model_dir, steps, threads, work_dir, extra))
     if rc:
         raise SystemExit(f"reasonrl rl failed with exit code {rc}")
     import torch
@@ -252,7 +253,8 @@ def _step_profiler():
 # parent: run workers back to back, summarise
 
 
-def run_worker(kind: str, model_dir: Path, steps: int, threads: int, work: Path, profile: bool = False) -> dict:
+def run_worker(kind: str, model_dir: Path, steps: int, threads: int, work: Path, profile: bool = False,
+               extra=()) -> dict:
     out = work / f"{kind}-{time.time_ns()}.json"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HF_HUB_OFFLINE": "1",
@@ -261,6 +263,8 @@ def run_worker(kind: str, model_dir: Path, steps: int, threads: int, work: Path,
            "--threads", str(threads), "--out", str(out), "--work", str(work / f"{kind}-{out.stem}")]
     if profile:
         cmd.append("--profile")
+    for item in extra:
+        cmd += ["--set", item]
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
     return json.loads(out.read_text())
 
@@ -349,7 +353,8 @@ def parent(args) -> None:
         reps, rates = [], []
         for rep in range(args.reps):
             rates.append(matmul_gflops(args.threads))
-            reps.append({k: summarise(run_worker(k, model_dir, args.steps, args.threads, work)) for k in kinds})
+            reps.append({k: summarise(run_worker(k, model_dir, args.steps, args.threads, work, extra=args.set))
+                         for k in kinds})
             load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other processes on the same cores
             print(f"rep {rep + 1} (load average {load}; GEMM {rates[-1]:.0f} GFLOP/s): "
                   + ", ".join(f"{k} {s['step_s']:.2f} s" for k, s in reps[-1].items()), flush=True)
@@ -357,7 +362,7 @@ def parent(args) -> None:
         print(compute_floor(model_dir, reps, max(rates)))
         print(json.dumps(reps, indent=1))
         if args.profile:
-            prof = run_worker("reasonrl", model_dir, args.steps, args.threads, work, profile=True)
+            prof = run_worker("reasonrl", model_dir, args.steps, args.threads, work, profile=True, extra=args.set)
             print(prof["profile"])
 
 
@@ -370,6 +375,8 @@ def main() -> None:
     p.add_argument("--trl", default="trl,trl_nogc",
                    help="TRL variants to compare against: trl (its defaults, gradient checkpointing on), "
                         "trl_nogc (gradient checkpointing off)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra `reasonrl rl` override (repeatable), e.g. optim.grad_accum=2")
     p.add_argument("--worker", choices=["trl", "trl_nogc", "reasonrl"], help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -382,7 +389,7 @@ def main() -> None:
     if args.worker.startswith("trl"):
         result = trl_worker(args.model, args.steps, args.threads, args.work, args.worker == "trl")
     else:
-        result = reasonrl_worker(args.model, args.steps, args.threads, args.work, args.profile)
+        result = reasonrl_worker(args.model, args.steps, args.threads, args.work, args.profile, args.set)
     Path(args.out).write_text(json.dumps(result))
 
 
