@@ -104,3 +104,22 @@ def test_kill_9_resume_gives_identical_weights(tmp_path, tiny_base):
     b = load_file(str(tmp_path / "killed" / "model" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
     assert _reward_curve(tmp_path / "straight") == _reward_curve(tmp_path / "killed")
+
+
+def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path, tiny_base):
+    args = (*TOY, f"model.path={tiny_base}", f"run.dir={tmp_path}", "run.name=int", "rl.steps=500",
+            "checkpoint.every=1000", "samples_every=0")
+    proc = subprocess.Popen([sys.executable, "-m", "reasonrl", "rl", *args, "--quiet"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics_file = tmp_path / "int" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while not (metrics_file.exists() and metrics_file.read_text().count("\n") >= 2) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    saved = sorted((tmp_path / "int" / "checkpoints").glob("step-*/COMPLETE"))
+    assert saved, "no checkpoint written on Ctrl-C"
+    step = int(saved[-1].parent.name.split("-")[1])
+    logged = [r["step"] for r in metrics(tmp_path / "int") if "reward/mean" in r]
+    assert step >= 2 and max(logged) in (step, step + 1)
