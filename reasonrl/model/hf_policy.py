@@ -289,8 +289,19 @@ def load_hf_policy(path, gguf_file: str | None = None, dtype: torch.dtype = torc
     _check_dir(path, gguf_file)
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **kwargs)
+    if gguf_file:
+        _forget_gguf_quantization(model)
     model.eval()
     return HFPolicy(model)
+
+
+def _forget_gguf_quantization(model) -> None:
+    """GGUF weights are de-quantized to `dtype` on load, but transformers still marks the model as
+    quantized and refuses to save it; once trained it is an ordinary model, so drop the mark."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 def load_tokenizer(path, gguf_file: str | None = None):

@@ -72,7 +72,7 @@ def test_save_and_load_roundtrip(tmp_path):
 
 
 @pytest.mark.slow
-def test_smollm2_gguf_cache_and_greedy_generation():
+def test_smollm2_gguf_cache_and_greedy_generation(tmp_path):
     from reasonrl.model.hf_policy import load_hf_policy, load_tokenizer
     from reasonrl.sampler import generate
 
@@ -94,6 +94,11 @@ def test_smollm2_gguf_cache_and_greedy_generation():
     for row, prompt in enumerate(prompts):
         assert out.completion_ids[row] == greedy_reference(policy, tok.encode(prompt, add_special_tokens=False), 6)
     assert all(isinstance(t, str) and t for t in out.texts)
+    # a policy trained from the GGUF saves as an ordinary (de-quantized) transformers checkpoint
+    policy.save_pretrained(tmp_path / "saved")
+    again = load_hf_policy(tmp_path / "saved")
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids), policy(ids), atol=1e-5, rtol=0)
 
 
 def test_fused_weights_follow_optimizer_steps():
