@@ -77,8 +77,8 @@ def _hidden(model, ids: torch.Tensor) -> torch.Tensor:
     if hasattr(model, "forward_hidden"):
         _, hidden = model.forward_hidden(ids)
         return model.norm(hidden)
-    out = model.model(ids, output_hidden_states=True)  # transformers model inside HFPolicy
-    return out.hidden_states[-1]
+    hf = getattr(model, "hf", model)  # HFPolicy wraps the transformers model as .hf
+    return hf.model(input_ids=ids, use_cache=False).last_hidden_state  # final norm already applied
 
 
 def to_completion_layout(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -41,7 +41,9 @@ def test_grpo_run_writes_registered_metrics_samples_and_checkpoints(tmp_path, ti
     assert json.loads((run / "model" / "reasonrl.json").read_text()) == {"prompt_format": "r1_short"}
 
 
-def test_transformers_policy_uses_its_own_tokenizer_and_chat_template(tmp_path, tiny_base):
+@pytest.fixture(scope="module")
+def qwen_dir(tmp_path_factory, tiny_base):
+    """A tiny Qwen2 saved by transformers, with the base model's tokenizer."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from reasonrl.tokenizer import load_tokenizer
@@ -50,9 +52,17 @@ def test_transformers_policy_uses_its_own_tokenizer_and_chat_template(tmp_path, 
     cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                       num_key_value_heads=1, intermediate_size=64, eos_token_id=tok.eos_token_id)
     torch.manual_seed(0)
-    Qwen2ForCausalLM(cfg).save_pretrained(tmp_path / "qwen")
-    tok.save_pretrained(tmp_path / "qwen")
-    run_cli("rl", *TOY, f"model.path={tmp_path / 'qwen'}", f"run.dir={tmp_path}", "run.name=q", "rl.steps=1",
+    path = tmp_path_factory.mktemp("qwen") / "qwen"
+    Qwen2ForCausalLM(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_transformers_policy_uses_its_own_tokenizer_and_chat_template(tmp_path, qwen_dir):
+    from reasonrl.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(qwen_dir)
+    run_cli("rl", *TOY, f"model.path={qwen_dir}", f"run.dir={tmp_path}", "run.name=q", "rl.steps=1",
             "samples_every=1")
     samples = [json.loads(line) for line in (tmp_path / "q" / "samples.jsonl").read_text().splitlines()]
     question = "Say numbers " + samples[0]["id"].split("-")[1]
@@ -60,6 +70,13 @@ def test_transformers_policy_uses_its_own_tokenizer_and_chat_template(tmp_path, 
                                        tokenize=False, add_generation_prompt=True)
     assert samples[0]["prompt"].startswith("<bos>") and samples[0]["prompt"] == expected
     assert (tmp_path / "q" / "model" / "config.json").is_file()
+
+
+def test_ppo_on_a_transformers_policy_saves_its_critic(tmp_path, qwen_dir):
+    run_cli("rl", *TOY, f"model.path={qwen_dir}", f"run.dir={tmp_path}", "run.name=p", "rl.steps=1",
+            "rl.algorithm=ppo", "rl.beta=0.04")
+    assert (tmp_path / "p" / "model" / "critic.safetensors").is_file()
+    assert "value_loss" in metrics(tmp_path / "p")[0]
 
 
 def test_bad_inputs_fail_with_one_line(tmp_path, tiny_base):
