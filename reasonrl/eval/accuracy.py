@@ -1,8 +1,8 @@
 """Held-out answer accuracy of a policy on task examples: the in-loop check of every stage.
 
-Answers are checked with the task's own verifier in this process, so only verifiers that cannot
-hang belong here (`numeric`, `exact`, `choice`, the countdown checker); full benchmark evaluation
-goes through the reward runtime with its timeouts.
+Answers are checked with the task's own verifier: cheap string checkers (`numeric`, `exact`,
+`choice`, `countdown`) in this process, everything else (math-verify, reasoning-gym, user
+verifiers) through the reward runtime's worker pool with its per-call timeouts.
 """
 
 from __future__ import annotations
@@ -24,11 +24,8 @@ def answer_accuracy(policy, tokenizer, examples: list[dict], *, verifier: str, p
     """Generate `k` completions per example (temperature 0 = greedy) and score them."""
     import torch
 
-    from reasonrl.rewards import get_verifier
     from reasonrl.sampler import generate
 
-    check = get_verifier(verifier)
-    correct: list[list[float]] = []
     texts: list[list[str]] = []
     was_training = policy.training
     policy.eval()
@@ -38,10 +35,20 @@ def answer_accuracy(policy, tokenizer, examples: list[dict], *, verifier: str, p
             rollouts = generate(policy, [prompt_fn(ex) for ex in chunk], n=k, max_new_tokens=max_new_tokens,
                                 temperature=temperature, top_p=top_p, seed=seed + start, tokenizer=tokenizer,
                                 stop_strings=["</answer>"])
-            for i, example in enumerate(chunk):
-                rows = rollouts.texts[i * k:(i + 1) * k]
-                texts.append(rows)
-                correct.append([float(check(text, example) or 0.0) for text in rows])
+            texts += [rollouts.texts[i * k:(i + 1) * k] for i in range(len(chunk))]
     policy.train(was_training)
+    correct = _check(verifier, examples, texts)
     flat = [c for row in correct for c in row]
     return AccuracyResult(sum(flat) / max(len(flat), 1), correct, texts)
+
+
+def _check(verifier: str, examples: list[dict], texts: list[list[str]]) -> list[list[float]]:
+    from reasonrl.rewards import get_verifier, score
+
+    check = get_verifier(verifier)
+    if check.in_process:
+        return [[float(check(t, ex) or 0.0) for t in rows] for ex, rows in zip(examples, texts)]
+    flat_examples = [ex for ex, rows in zip(examples, texts) for _ in rows]
+    result = score([t for rows in texts for t in rows], flat_examples, {verifier: 1.0})
+    values = iter(result.components[verifier])
+    return [[float(next(values) or 0.0) for _ in rows] for rows in texts]
