@@ -20,8 +20,9 @@ class AccuracyResult:
 
 def answer_accuracy(policy, tokenizer, examples: list[dict], *, verifier: str, prompt_fn: Callable[[dict], str],
                     k: int = 1, temperature: float = 0.0, top_p: float = 1.0, max_new_tokens: int = 64,
-                    seed: int = 0, batch_size: int = 64) -> AccuracyResult:
-    """Generate `k` completions per example (temperature 0 = greedy) and score them."""
+                    seed: int = 0, batch_size: int = 64, on_batch: Callable[[int], None] | None = None) -> AccuracyResult:
+    """Generate `k` completions per example (temperature 0 = greedy) and score them.
+    `on_batch(n_examples)` is called after each generated batch (progress bars)."""
     import torch
 
     from reasonrl.sampler import generate
@@ -36,6 +37,8 @@ def answer_accuracy(policy, tokenizer, examples: list[dict], *, verifier: str, p
                                 temperature=temperature, top_p=top_p, seed=seed + start, tokenizer=tokenizer,
                                 stop_strings=["</answer>"])
             texts += [rollouts.texts[i * k:(i + 1) * k] for i in range(len(chunk))]
+            if on_batch is not None:
+                on_batch(len(chunk))
     policy.train(was_training)
     correct = _check(verifier, examples, texts)
     flat = [c for row in correct for c in row]

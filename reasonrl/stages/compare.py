@@ -67,10 +67,13 @@ def _score(path: str, task, examples: list[dict], args) -> dict:
     policy, tokenizer = load_policy(path).float(), load_tokenizer(path)
     fmt = resolve_prompt_format(args.prompt_format, path, policy)
     prompt_fn = lambda ex: build_prompt(ex, tokenizer, fmt)  # noqa: E731
+    from reasonrl.runlog import Run
+
     common = dict(verifier=task.verifier, prompt_fn=prompt_fn, max_new_tokens=args.max_new_tokens, seed=args.seed)
-    greedy = answer_accuracy(policy, tokenizer, examples, **common)
-    sampled = answer_accuracy(policy, tokenizer, examples, k=args.k, temperature=args.temperature, top_p=args.top_p,
-                              **common)
+    with Run(None, quiet=args.quiet).progress(2 * len(examples), f"compare {Path(path).name}") as bar:
+        greedy = answer_accuracy(policy, tokenizer, examples, on_batch=bar.advance, **common)
+        sampled = answer_accuracy(policy, tokenizer, examples, k=args.k, temperature=args.temperature,
+                                  top_p=args.top_p, on_batch=bar.advance, **common)
     per_problem = [sum(c) / len(c) for c in sampled.correct]
     return {"greedy": greedy.accuracy, "greedy_ci95": list(ci95([c[0] for c in greedy.correct])),
             "pass@1": sampled.accuracy, "pass@1_ci95": list(ci95(per_problem))}
