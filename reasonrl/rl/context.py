@@ -111,6 +111,9 @@ def step_metrics(batch, stats: dict[str, float], extra: dict[str, float]) -> dic
     accuracy = batch.components.get("accuracy")
     correct = [bool(v) and v > 0 for v in accuracy] if accuracy is not None else None
     metrics = {k: v for k, v in batch.reward_metrics.items() if k != "reward/mean" and k != "reward/std"}
+    for name, values in batch.components.items():  # over the rows kept (dynamic sampling drops some)
+        scored = [v for v in values if v is not None]
+        metrics[f"reward/{name}"] = sum(scored) / len(scored) if scored else 0.0
     metrics["reward/mean"] = float(batch.rewards.mean())
     metrics["reward/std"] = float(batch.rewards.std()) if len(batch) > 1 else 0.0
     if correct is not None:

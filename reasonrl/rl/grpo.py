@@ -1,7 +1,7 @@
 """One GRPO / DAPO step: sample groups, score, group-relative advantages, clipped updates.
 
     batch  = gather(ctx, step)            # rollouts (+ DAPO dynamic sampling), rewards, advantages
-    stats  = update(ctx, batch, adv)      # mu passes x minibatches of clipped surrogate + k3 KL
+    stats  = update(ctx, batch, adv, step)  # mu passes x minibatches of clipped surrogate + k3 KL
 """
 
 from __future__ import annotations
@@ -95,36 +95,44 @@ def reference_logprobs(ctx: RLContext, ids: torch.Tensor) -> torch.Tensor | None
     return torch.cat(out)
 
 
-def update(ctx: RLContext, batch: RolloutBatch, adv: torch.Tensor) -> dict[str, float]:
-    """mu passes over the batch in minibatches; one optimizer step per minibatch."""
-    mask = loss_mask(ctx, batch)
-    ref = reference_logprobs(ctx, batch.ids)
-    n = len(batch)
-    size = ctx.cfg.rl.minibatch_size or n
+def update(ctx: RLContext, batch: RolloutBatch, adv: torch.Tensor, step: int) -> dict[str, float]:
+    """GRPO updates on one rollout batch (reference log-probs computed once, before any update)."""
+    tensors = {"ids": batch.ids, "mask": loss_mask(ctx, batch), "old": batch.old_logp, "adv": adv,
+               "ref": reference_logprobs(ctx, batch.ids)}
+    return minibatch_updates(ctx, step, tensors, lambda model, mb: grpo_loss(model, mb, ctx.cfg))
+
+
+def minibatch_updates(ctx: RLContext, step: int, tensors: dict, loss_fn) -> dict[str, float]:
+    """mu passes over the rows of `tensors` in minibatches of `rl.minibatch_size` rows, one optimizer
+    step each (split into `optim.grad_accum` microbatches); returns the metrics averaged over steps.
+    Passes after the first visit the rows in an order drawn from (seed, step, pass)."""
+    from reasonrl.train.loop import seed_for
+
+    rl = ctx.cfg.rl
+    n = len(tensors["ids"])
+    size = rl.minibatch_size or n
     totals: dict[str, float] = {}
     count = 0
-    for epoch in range(ctx.cfg.rl.mu):
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch)) if ctx.cfg.rl.mu > 1 else torch.arange(n)
+    for epoch in range(rl.mu):
+        order = torch.arange(n) if epoch == 0 else torch.randperm(
+            n, generator=torch.Generator().manual_seed(seed_for(ctx.cfg.run.seed, step, f"pass{epoch}")))
         for start in range(0, n, size):
             rows = order[start:start + size]
-            mb = {"ids": batch.ids[rows], "mask": mask[rows], "old": batch.old_logp[rows], "adv": adv[rows],
-                  "ref": None if ref is None else ref[rows]}
-            metrics = ctx.trainer.step(lambda model, b: grpo_loss(model, b, ctx.cfg), split_micro(mb, ctx.cfg))
-            for key, value in metrics.items():
+            mb = {k: None if v is None else v[rows] for k, v in tensors.items()}
+            for key, value in ctx.trainer.step(loss_fn, split_micro(mb, ctx.cfg)).items():
                 totals[key] = totals.get(key, 0.0) + float(value)
             count += 1
     return {k: v / count for k, v in totals.items()}
 
 
 def split_micro(mb: dict, cfg) -> list[dict]:
-    """`optim.grad_accum` microbatches of one minibatch (lower peak memory, same update). For
-    token_mean each microbatch divides by the minibatch's token count over the number of
-    microbatches, so the trainer's average of their losses is the token mean of the whole."""
+    """`optim.grad_accum` microbatches of one minibatch (lower peak memory, same update). Each
+    carries `num_tokens`, the minibatch's token count over the number of microbatches: a token-mean
+    loss divided by it, averaged by the trainer, is the token mean of the whole minibatch."""
     n = max(1, min(cfg.optim.grad_accum, len(mb["ids"])))
     chunks = [{k: (None if v is None else v.tensor_split(n)[i]) for k, v in mb.items()} for i in range(n)]
-    if cfg.rl.aggregation == "token_mean" and n > 1:
-        for chunk in chunks:
-            chunk["num_tokens"] = float(mb["mask"].sum()) / n
+    for chunk in chunks:
+        chunk["num_tokens"] = float(mb["mask"].sum()) / n
     return chunks
 
 
@@ -147,7 +155,8 @@ def grpo_loss(model, mb: dict, cfg) -> tuple[torch.Tensor, dict[str, Any], torch
     logp, entropy, load = policy_forward(model, mb["ids"], rl.temperature)
     loss, metrics = policy_loss(logp, mb["old"], mb["adv"], mb["mask"], eps_low=rl.eps_low, eps_high=rl.eps_high,
                                 beta=rl.beta, ref_logp=mb["ref"], aggregation=rl.aggregation,
-                                max_len=rl.max_new_tokens, num_tokens=mb.get("num_tokens"))
+                                max_len=rl.max_new_tokens,
+                                num_tokens=mb["num_tokens"] if rl.aggregation == "token_mean" else None)
     tokens = mb["mask"].sum().clamp(min=1)
     metrics["entropy"] = (entropy * mb["mask"]).sum() / tokens
     return loss, metrics, load

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from reasonrl.rl.grpo import RLContext, policy_forward, reference_logprobs, sampling_options
+from reasonrl.rl.grpo import RLContext, minibatch_updates, policy_forward, reference_logprobs, sampling_options
 from reasonrl.rl.rollout import RolloutBatch, collect
 
 CRITIC_FILE = "critic.safetensors"
@@ -121,7 +121,8 @@ def ppo_step(ctx: RLContext, step: int):
         values = torch.cat([ctx.policy.values(c)[:, :-1] for c in batch.ids.split(cfg.rl.minibatch_size or len(batch))])
     ref = reference_logprobs(ctx, batch.ids)
     adv, returns = ppo_advantages(ctx, batch, values, ref)
-    stats = _update(ctx, batch, adv, returns, values)
+    tensors = {"ids": batch.ids, "mask": batch.mask, "old": batch.old_logp, "adv": adv, "ret": returns, "old_v": values}
+    stats = minibatch_updates(ctx, step, tensors, lambda model, mb: ppo_loss(model, mb, ctx.cfg))
     return batch, stats, {}
 
 
@@ -135,28 +136,13 @@ def _prompts(ctx: RLContext, step: int) -> list[dict]:
     return prompt_batch(ctx, step, 0)
 
 
-def _update(ctx: RLContext, batch, adv, returns, old_values) -> dict[str, float]:
-    n, size = len(batch), ctx.cfg.rl.minibatch_size or len(batch)
-    totals, count = {}, 0
-    for _ in range(ctx.cfg.rl.mu):
-        for start in range(0, n, size):
-            rows = slice(start, start + size)
-            mb = {"ids": batch.ids[rows], "mask": batch.mask[rows], "old": batch.old_logp[rows], "adv": adv[rows],
-                  "ret": returns[rows], "old_v": old_values[rows]}
-            metrics = ctx.trainer.step(lambda model, b: ppo_loss(model, b, ctx.cfg), [mb])
-            for key, value in metrics.items():
-                totals[key] = totals.get(key, 0.0) + float(value)
-            count += 1
-    return {k: v / count for k, v in totals.items()}
-
-
 def ppo_loss(model: ActorCritic, mb: dict, cfg):
     from reasonrl.rl.losses import ppo_policy_loss, value_loss
 
     rl = cfg.rl
     logp, entropy, load = policy_forward(model.actor, mb["ids"], rl.temperature)
     actor_loss, metrics = ppo_policy_loss(logp, mb["old"], mb["adv"], mb["mask"], eps_low=rl.eps_low,
-                                          eps_high=rl.eps_high)
+                                          eps_high=rl.eps_high, num_tokens=mb["num_tokens"])
     values = model.values(mb["ids"])[:, :-1]
     v_loss, v_metrics = value_loss(values, mb["old_v"], mb["ret"], mb["mask"], rl.value_clip)
     metrics.update(v_metrics)

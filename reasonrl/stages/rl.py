@@ -125,7 +125,7 @@ def _one_step(ctx, run, step: int, task, test_examples) -> dict[str, Any]:
 
         batch, adv, extra = gather(ctx, step)
         t_gen = time.perf_counter() - t0
-        stats = update(ctx, batch, adv)
+        stats = update(ctx, batch, adv, step)
         extra["tokens_per_s/train"] = float(batch.mask.sum()) * ctx.cfg.rl.mu / max(time.perf_counter() - t0 - t_gen, 1e-9)
     metrics = {"step": step + 1, **step_metrics(batch, stats, extra), "step_time_s": time.perf_counter() - t0}
     if ctx.cfg.eval.every and (step + 1) % ctx.cfg.eval.every == 0:
