@@ -8,11 +8,32 @@ Aggregation modes (how token losses become one scalar) and their TRL ``loss_type
 - ``seq_mean_token_mean`` (TRL ``"grpo"``): mean over each sequence's tokens, then over sequences.
 - ``token_mean`` (TRL ``"dapo"``/``"bnpo"``): sum over all tokens of the batch / number of tokens.
 - ``constant`` (TRL ``"dr_grpo"``): sum over all tokens / (num sequences * ``max_len``).
+
+Policy losses by algorithm, ``POLICY_LOSSES`` (``rl.algorithm`` -> function):
+
+- ``"grpo"``: :func:`policy_loss`, token-level clipped ratio (GRPO, DAPO, Dr. GRPO).
+- ``"gspo"``: :func:`gspo_loss`, one clipped length-normalised ratio per sequence (GSPO).
+- ``"gspo_token"``: :func:`gspo_loss` with ``token_level=True`` (GSPO-token).
+- ``"cispo"``: :func:`cispo_loss`, clipped and detached importance weights (CISPO).
+
+All take the same keywords and return ``(loss, metrics)`` with at least ``loss``, ``kl``,
+``clip_frac/low`` and ``clip_frac/high``::
+
+    loss, metrics = POLICY_LOSSES[name](
+        logp=logp, old_logp=old_logp, advantages=adv, mask=mask,  # (B, T), (B, T), (B,), (B, T)
+        ref_logp=None, beta=0.0, eps_low=..., eps_high=...,
+        aggregation=..., max_len=None, num_tokens=None)
+
+Each function's own defaults for ``eps_low``, ``eps_high`` and ``aggregation`` are its
+algorithm's published ones (GRPO 0.2/0.2, GSPO 3e-4/4e-4, CISPO 1.0/4.0 i.e. weight in [0, 5]),
+so a caller should pass only the values it was configured with.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from functools import partial
+from types import MappingProxyType
+from typing import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -142,6 +163,21 @@ def aggregate(
     return AGGREGATIONS[aggregation](tok, mask, max_len, num_tokens)
 
 
+def _per_row_or_token(advantages: Tensor, like: Tensor) -> Tensor:
+    adv = advantages.to(like.dtype)
+    return adv.unsqueeze(1) if adv.dim() == 1 else adv  # (B, 1) or (B, T)
+
+
+def _add_kl(tok: Tensor, logp: Tensor, ref_logp: Tensor | None, beta: float) -> tuple[Tensor, Tensor | None]:
+    """``tok + beta * k3`` per token and the k3 values (None without a reference)."""
+    if ref_logp is None:
+        if beta != 0.0:
+            raise ValueError("beta > 0 needs ref_logp")
+        return tok, None
+    kl = k3_kl(logp, ref_logp.detach())  # (B, T)
+    return (tok + beta * kl if beta != 0.0 else tok), kl
+
+
 def policy_loss(
     logp: Tensor,
     old_logp: Tensor,
@@ -155,34 +191,20 @@ def policy_loss(
     aggregation: str = "seq_mean_token_mean",
     max_len: int | None = None,
     num_tokens: float | None = None,
-    ratio_level: str = "token",
 ) -> tuple[Tensor, dict[str, float]]:
-    """Clipped surrogate + ``beta`` * k3 KL, aggregated over tokens.
+    """GRPO: token-level clipped surrogate + ``beta`` * k3 KL, aggregated over tokens.
 
     logp, old_logp, ref_logp, mask: (B, T); advantages: (B,) per sequence (GRPO) or (B, T) per
     token (PPO). ``max_len``: the generation budget for ``constant``; ``num_tokens``: optional
-    ``token_mean`` denominator spanning a gradient-accumulation window. ``ratio_level="sequence"`` uses GSPO's ratio ``exp(mean_t log rho_t)`` per row
-    (pass GSPO's own eps, e.g. 3e-4 / 4e-4). Metrics: ``loss``, ``kl`` (token mean of k3, 0 without
-    a reference), ``clip_frac/low``, ``clip_frac/high`` (fractions of real tokens).
+    ``token_mean`` denominator spanning a gradient-accumulation window. Metrics: ``loss``, ``kl``
+    (token mean of k3, 0 without a reference), ``clip_frac/low``, ``clip_frac/high`` (fractions
+    of real tokens).
     """
     mask = mask.to(logp.dtype)
-    adv = advantages.to(logp.dtype)
-    adv = adv.unsqueeze(1) if adv.dim() == 1 else adv  # (B, 1) or (B, T)
+    adv = _per_row_or_token(advantages, logp)  # (B, 1) or (B, T)
     log_ratio = logp - old_logp.detach()  # (B, T)
-    if ratio_level == "sequence":
-        seq = (log_ratio * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)
-        # GSPO: one length-normalised ratio per sequence; its gradient spreads evenly over tokens.
-        log_ratio = seq.expand_as(logp)  # (B, T)
-    elif ratio_level != "token":
-        raise ValueError(f"ratio_level must be 'token' or 'sequence', got {ratio_level!r}")
     tok, low, high = clipped_surrogate(log_ratio, adv, eps_low, eps_high)  # (B, T)
-    kl = None
-    if ref_logp is not None:
-        kl = k3_kl(logp, ref_logp.detach())  # (B, T)
-        if beta != 0.0:
-            tok = tok + beta * kl
-    elif beta != 0.0:
-        raise ValueError("beta > 0 needs ref_logp")
+    tok, kl = _add_kl(tok, logp, ref_logp, beta)
     loss = aggregate(tok, mask, aggregation, max_len, num_tokens)
     with torch.no_grad():
         metrics = {
@@ -206,6 +228,120 @@ def ppo_policy_loss(
         raise ValueError(f"PPO advantages must be per token {tuple(logp.shape)}")
     kwargs.setdefault("aggregation", "token_mean")
     return policy_loss(logp, old_logp, advantages, mask, **kwargs)
+
+
+def _seq_log_ratio(logp: Tensor, old_logp: Tensor, mask: Tensor, token_level: bool) -> Tensor:
+    """GSPO's length-normalised log ratio ``log s_i = mean_t (logp - old)``: (B, 1), or (B, T)
+    for GSPO-token, whose value is ``log s_i`` at every token but whose gradient is token t's own."""
+    log_ratio = (logp - old_logp.detach()) * mask  # (B, T)
+    seq = log_ratio.sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)  # (B, 1)
+    if not token_level:
+        return seq
+    # s_it = sg[s_i] * pi(y_t) / sg[pi(y_t)]: equal to s_i, d s_it / d logp_t = s_i
+    return seq.detach() + logp - logp.detach()  # (B, T)
+
+
+def gspo_loss(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    *,
+    eps_low: float = 3e-4,
+    eps_high: float = 4e-4,
+    beta: float = 0.0,
+    ref_logp: Tensor | None = None,
+    aggregation: str = "seq_mean_token_mean",
+    max_len: int | None = None,
+    num_tokens: float | None = None,
+    token_level: bool = False,
+) -> tuple[Tensor, dict[str, float]]:
+    """GSPO (Zheng et al. 2025): the clipped surrogate on the sequence ratio
+    ``s_i = exp(mean_t log(pi_theta / pi_old))``, one clip decision per sequence.
+
+    ``-min(s_i A_i, clip(s_i, 1 - eps_low, 1 + eps_high) A_i)`` is broadcast over the sequence's
+    tokens (plus ``beta`` * k3 per token, off by default as in the paper) and aggregated; the
+    default ``seq_mean_token_mean`` makes it the paper's mean over sequences, so the gradient of
+    token t is ``-s_i A_i / (|y_i| B)`` (other aggregations weigh sequences by length, as TRL's
+    ``importance_sampling_level="sequence"`` does). Default eps: the paper's 3e-4 / 4e-4.
+    advantages: (B,). ``token_level=True`` is GSPO-token (``s_it = sg[s_i] pi(y_t)/sg[pi(y_t)]``),
+    which also takes per-token advantages (B, T) and equals GSPO for (B,) ones.
+    Metrics: ``loss``, ``kl``, ``clip_frac/low``/``high`` and ``ratio/mean`` (mean ``s_i``), all
+    over the sequences with at least one real token (over real tokens for GSPO-token).
+    """
+    if advantages.dim() != 1 and not token_level:
+        raise ValueError("GSPO takes one advantage per sequence (B,); use token_level for (B, T)")
+    mask = mask.to(logp.dtype)
+    adv = _per_row_or_token(advantages, logp)  # (B, 1) or (B, T)
+    log_s = _seq_log_ratio(logp, old_logp, mask, token_level)  # (B, 1) or (B, T)
+    seq_loss, low, high = clipped_surrogate(log_s, adv, eps_low, eps_high)
+    tok, kl = _add_kl(seq_loss.expand_as(logp), logp, ref_logp, beta)  # (B, T)
+    loss = aggregate(tok, mask, aggregation, max_len, num_tokens)
+    with torch.no_grad():
+        # a (B, 1) statistic averaged over real sequences, a (B, T) one over real tokens
+        over = (mask.sum(-1, keepdim=True) > 0).to(mask.dtype) if log_s.shape[1] == 1 else mask
+        metrics = {
+            "loss": loss.item(),
+            "kl": _masked_mean(kl, mask).item() if kl is not None else 0.0,
+            "clip_frac/low": _masked_mean(low.to(mask.dtype), over).item(),
+            "clip_frac/high": _masked_mean(high.to(mask.dtype), over).item(),
+            "ratio/mean": _masked_mean(log_s.exp(), over).item(),
+        }
+    return loss, metrics
+
+
+def cispo_loss(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    *,
+    eps_low: float = 1.0,
+    eps_high: float = 4.0,
+    beta: float = 0.0,
+    ref_logp: Tensor | None = None,
+    aggregation: str = "token_mean",
+    max_len: int | None = None,
+    num_tokens: float | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """CISPO (MiniMax-M1): ``-sg(clip(rho_t, 1 - eps_low, 1 + eps_high)) * A * logp_t`` per token.
+
+    The importance weight is clipped and detached instead of the update, so every token keeps a
+    gradient ``-w_t A`` (PPO/GRPO drop clipped tokens entirely); only the gradient is meaningful,
+    the loss value is REINFORCE-style. Defaults: ``eps_low=1.0`` puts the lower bound at 0, i.e.
+    no lower clip (MiniMax-M1 sets eps_low large and tunes only the upper bound), and
+    ``eps_high=4.0`` caps the weight at 5, ScaleRL's eps_max (TRL's ``epsilon_high`` for cispo is
+    that cap itself, ``1 + eps_high`` here). Aggregation ``token_mean`` as in the paper; plus
+    ``beta`` * k3 per token. advantages: (B,) or (B, T). Metrics: ``loss``, ``kl``,
+    ``clip_frac/low``/``high`` (fractions of real tokens whose weight was clipped below/above,
+    whatever the sign of A: the clipped weight scales every token's gradient), ``ratio/mean``.
+    """
+    mask = mask.to(logp.dtype)
+    adv = _per_row_or_token(advantages, logp)  # (B, 1) or (B, T)
+    ratio = torch.exp(logp.detach() - old_logp.detach())  # (B, T)
+    weight = torch.clamp(ratio, 1 - eps_low, 1 + eps_high)  # (B, T), no gradient
+    tok, kl = _add_kl(-weight * adv * logp, logp, ref_logp, beta)  # (B, T)
+    loss = aggregate(tok, mask, aggregation, max_len, num_tokens)
+    with torch.no_grad():
+        metrics = {
+            "loss": loss.item(),
+            "kl": _masked_mean(kl, mask).item() if kl is not None else 0.0,
+            "clip_frac/low": _masked_mean((ratio < 1 - eps_low).to(mask.dtype), mask).item(),
+            "clip_frac/high": _masked_mean((ratio > 1 + eps_high).to(mask.dtype), mask).item(),
+            "ratio/mean": _masked_mean(ratio, mask).item(),
+        }
+    return loss, metrics
+
+
+PolicyLoss = Callable[..., tuple[Tensor, dict[str, float]]]
+
+# rl.algorithm -> policy loss; one keyword signature (see the module docstring). Read-only.
+POLICY_LOSSES: Mapping[str, PolicyLoss] = MappingProxyType({
+    "grpo": policy_loss,
+    "gspo": gspo_loss,
+    "gspo_token": partial(gspo_loss, token_level=True),
+    "cispo": cispo_loss,
+})
 
 
 def value_loss(

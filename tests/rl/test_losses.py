@@ -8,6 +8,9 @@ import torch
 from reasonrl.rl import losses
 from reasonrl.rl.losses import (
     AGGREGATIONS,
+    POLICY_LOSSES,
+    cispo_loss,
+    gspo_loss,
     k3_kl,
     policy_loss,
     ppo_policy_loss,
@@ -146,17 +149,6 @@ def test_per_token_advantages_and_ppo_loss():
         ppo_policy_loss(logp, logp, _t([1.0]), _t([[1, 1]]))
 
 
-def test_gspo_sequence_ratio():
-    # token ratios 1.1 and 0.9 -> sequence ratio exp(mean log) = sqrt(0.99); A = 2, no clipping
-    old = torch.zeros(1, 2)
-    logp = torch.log(_t([[1.1, 0.9]])).requires_grad_()
-    loss, _ = policy_loss(logp, old, _t([2.0]), torch.ones(1, 2), eps_low=0.5, eps_high=0.5,
-                          ratio_level="sequence")
-    assert loss.item() == pytest.approx(-2 * math.sqrt(0.99), abs=1e-6)
-    loss.backward()  # d/dlogp_t = -A * s / |o| for both tokens (evenly spread)
-    assert logp.grad.flatten().tolist() == pytest.approx([-math.sqrt(0.99)] * 2, abs=1e-6)
-
-
 def test_constant_needs_max_len_and_unknown_aggregation():
     logp = torch.zeros(1, 2)
     with pytest.raises(ValueError, match="max_len"):
@@ -176,3 +168,154 @@ def test_value_loss_clipped_hand_values():
     assert values.grad.flatten().tolist() == pytest.approx([0.0, 0.5])
     loss, _ = value_loss(values, _t([[0.5, 2.0]]), _t([[2.0, 1.0]]), torch.ones(1, 2), clip=None)
     assert loss.item() == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------------------------------- GSPO
+
+
+def test_gspo_hand_values_and_gradients():
+    # eps_low = eps_high = 0.2; seq 0: 2 real tokens + 1 pad, seq 1: 3 real tokens
+    # seq 0: log rho [0.3, -0.1] -> log s = 0.1, s = e^0.1 = 1.105171 < 1.2, A = +1: unclipped,
+    #        loss -s A = -1.105171; d/dlogp_t = -A s / (|y| B) = -1.105171 / 4 = -0.276293
+    # seq 1: log rho [-0.2, -0.4, -0.3] -> log s = -0.3, s = 0.740818 < 0.8, A = -2: clipped low,
+    #        loss -min(-1.481636, -1.6) = 1.6, no gradient
+    # loss = (-1.105171 + 1.6) / 2 = 0.247414; ratio/mean = (1.105171 + 0.740818) / 2 = 0.922995
+    log_rho = _t([[0.3, -0.1, 5.0], [-0.2, -0.4, -0.3]])  # 5.0 sits on padding: ignored
+    old = _t([[-1.0, -2.0, -3.0], [-0.5, -1.5, -1.0]])
+    logp = (old + log_rho).requires_grad_()
+    mask = _t([[1, 1, 0], [1, 1, 1]])
+    loss, m = gspo_loss(logp, old, _t([1.0, -2.0]), mask, eps_low=0.2, eps_high=0.2)
+    assert loss.item() == pytest.approx(0.247414, abs=1e-6)
+    assert m["clip_frac/low"] == 0.5 and m["clip_frac/high"] == 0.0 and m["kl"] == 0.0
+    assert m["ratio/mean"] == pytest.approx(0.922995, abs=1e-6)
+    loss.backward()
+    expected = [[-0.276293, -0.276293, 0.0], [0.0, 0.0, 0.0]]
+    torch.testing.assert_close(logp.grad, _t(expected), atol=1e-6, rtol=0)
+
+
+def test_gspo_on_policy_is_minus_mean_advantage():
+    g = torch.Generator().manual_seed(2)
+    logp = (-torch.rand(3, 4, generator=g) * 3).requires_grad_()
+    mask = _t([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    adv = _t([0.5, -1.0, 2.0])
+    loss, m = gspo_loss(logp, logp.detach(), adv, mask)
+    assert loss.item() == pytest.approx(-adv.mean().item(), abs=1e-6)
+    assert m["ratio/mean"] == pytest.approx(1.0) and m["clip_frac/high"] == 0.0
+    loss.backward()  # -A_i / (|y_i| B) spread evenly over each sequence's tokens
+    torch.testing.assert_close(logp.grad, -adv[:, None] / (mask.sum(1, keepdim=True) * 3) * mask)
+
+
+def test_gspo_default_eps_clip_per_sequence():
+    # default eps (3e-4, 4e-4): mean log ratio 1e-3 > log(1.0004) clips (A > 0), 1e-4 does not;
+    # the clip is one decision for the whole sequence although its second token alone is far off
+    old = torch.zeros(2, 2)
+    logp = _t([[0.0, 2e-3], [-1e-4, 3e-4]]).requires_grad_()
+    loss, m = gspo_loss(logp, old, _t([1.0, 1.0]), torch.ones(2, 2))
+    assert m["clip_frac/high"] == 0.5 and m["clip_frac/low"] == 0.0
+    assert loss.item() == pytest.approx(-(1.0004 + math.exp(1e-4)) / 2, abs=1e-6)
+    loss.backward()
+    s1 = math.exp(1e-4)
+    assert logp.grad.flatten().tolist() == pytest.approx([0.0, 0.0, -s1 / 4, -s1 / 4], abs=1e-7)
+
+
+def test_gspo_token_matches_gspo_and_takes_token_advantages():
+    g = torch.Generator().manual_seed(3)
+    old = -torch.rand(2, 3, generator=g) * 2
+    logp0 = old + 0.05 * torch.randn(2, 3, generator=g)
+    mask, adv = _t([[1, 1, 1], [1, 1, 0]]), _t([1.0, -0.5])
+    grads = []
+    for token_level in (False, True):
+        logp = logp0.clone().requires_grad_()
+        loss, _ = gspo_loss(logp, old, adv, mask, eps_low=0.2, eps_high=0.2, token_level=token_level)
+        loss.backward()
+        grads.append((loss.detach(), logp.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1])
+    # per-token advantages: d/dlogp_t = -s_i A_it / (|y_i| B) (unclipped)
+    logp = logp0.clone().requires_grad_()
+    tok_adv = _t([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0]])
+    loss, _ = POLICY_LOSSES["gspo_token"](logp=logp, old_logp=old, advantages=tok_adv, mask=mask,
+                                          eps_low=0.2, eps_high=0.2)
+    loss.backward()
+    lengths = mask.sum(1, keepdim=True)
+    s = torch.exp(((logp0 - old) * mask).sum(1, keepdim=True) / lengths)
+    torch.testing.assert_close(logp.grad, -s * tok_adv / (lengths * 2) * mask)
+    with pytest.raises(ValueError, match="one advantage per sequence"):
+        gspo_loss(logp, old, tok_adv, mask)
+
+
+# --------------------------------------------------------------------------------------- CISPO
+
+
+def test_cispo_hand_values_and_gradients():
+    # weight w = sg(clip(rho, 0.8, 1.2)); token loss -w A logp; token_mean over 5 real tokens
+    # seq 0 (A = +1): rho [1.5, 1.0] -> w [1.2 (high), 1.0]; logp [-1, -2] -> losses [1.2, 2.0]
+    # seq 1 (A = -2): rho [0.5, 1.1, 1.0] -> w [0.8 (low), 1.1, 1.0]; logp [-0.5, -1.5, -1]
+    #        -> losses [-0.8, -3.3, -2.0]
+    # loss = (1.2 + 2.0 - 0.8 - 3.3 - 2.0) / 5 = -0.58
+    # d/dlogp = -w A / 5: seq 0 [-0.24, -0.2], seq 1 [0.32, 0.44, 0.4]; clipped tokens keep a
+    # gradient (scaled by the clipped weight), unlike the PPO/GRPO surrogate
+    logp = _t([[-1.0, -2.0, -7.0], [-0.5, -1.5, -1.0]]).requires_grad_()
+    rho = _t([[1.5, 1.0, 9.0], [0.5, 1.1, 1.0]])  # 9.0 sits on padding: ignored
+    old = logp.detach() - rho.log()
+    mask = _t([[1, 1, 0], [1, 1, 1]])
+    loss, m = cispo_loss(logp, old, _t([1.0, -2.0]), mask, eps_low=0.2, eps_high=0.2)
+    assert loss.item() == pytest.approx(-0.58, abs=1e-6)
+    assert m["clip_frac/low"] == pytest.approx(0.2) and m["clip_frac/high"] == pytest.approx(0.2)
+    assert m["ratio/mean"] == pytest.approx(1.02, abs=1e-6)
+    loss.backward()
+    torch.testing.assert_close(logp.grad, _t([[-0.24, -0.2, 0.0], [0.32, 0.44, 0.4]]))
+
+
+def test_cispo_on_policy_gradient_and_default_bounds():
+    g = torch.Generator().manual_seed(4)
+    logp = (-torch.rand(3, 4, generator=g) * 3).requires_grad_()
+    mask = _t([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    adv = _t([0.5, -1.0, 2.0])
+    loss, m = cispo_loss(logp, logp.detach(), adv, mask)
+    loss.backward()  # w = 1: -A * mask / num_tokens
+    torch.testing.assert_close(logp.grad, -adv[:, None] * mask / mask.sum())
+    assert m["clip_frac/low"] == 0.0 and m["clip_frac/high"] == 0.0
+    # defaults: no lower clip (bound 0), weight capped at 5
+    logp = torch.zeros(1, 3, requires_grad=True)
+    old = -torch.log(_t([[0.01, 4.0, 7.0]]))  # rho = [0.01, 4, 7] -> w = [0.01, 4, 5]
+    loss, m = cispo_loss(logp, old, _t([1.0]), torch.ones(1, 3))
+    loss.backward()
+    assert logp.grad.flatten().tolist() == pytest.approx([-0.01 / 3, -4 / 3, -5 / 3], abs=1e-6)
+    assert m["clip_frac/low"] == 0.0 and m["clip_frac/high"] == pytest.approx(1 / 3)
+
+
+def test_cispo_kl_and_window_normaliser():
+    # A = 0: loss = beta * k3 token mean; num_tokens divides like policy_loss's token_mean
+    logp = torch.full((2, 3), math.log(0.5))
+    ref = torch.full((2, 3), math.log(0.25))
+    k3 = 0.5 - math.log(0.5) - 1
+    loss, m = cispo_loss(logp, logp, torch.zeros(2), torch.ones(2, 3), beta=0.1, ref_logp=ref)
+    assert loss.item() == pytest.approx(0.1 * k3, abs=1e-6) and m["kl"] == pytest.approx(k3, abs=1e-6)
+    loss, _ = cispo_loss(torch.zeros(2, 3), torch.zeros(2, 3), _ADV, _MASK, num_tokens=10)
+    assert loss.item() == 0.0  # logp = 0: the value is -w A logp, only the gradient matters
+    with pytest.raises(ValueError, match="ref_logp"):
+        cispo_loss(logp, logp, torch.zeros(2), torch.ones(2, 3), beta=0.1)
+
+
+# ---------------------------------------------------------------------------------- the table
+
+
+def test_policy_losses_share_a_signature_and_agree_on_policy():
+    # at rho = 1 with token_mean, GRPO, GSPO(-token) and CISPO all have gradient -A mask / N
+    g = torch.Generator().manual_seed(5)
+    logp0 = -torch.rand(2, 3, generator=g) * 2
+    ref = logp0 + 0.1
+    mask, adv = _t([[1, 1, 1], [1, 1, 0]]), _t([1.0, -0.5])
+    assert set(POLICY_LOSSES) == {"grpo", "gspo", "gspo_token", "cispo"}
+    for name, fn in POLICY_LOSSES.items():
+        logp = logp0.clone().requires_grad_()
+        loss, m = fn(logp=logp, old_logp=logp0, advantages=adv, mask=mask, ref_logp=ref, beta=0.0,
+                     eps_low=0.2, eps_high=0.2, aggregation="token_mean", max_len=None,
+                     num_tokens=None)
+        assert {"loss", "kl", "clip_frac/low", "clip_frac/high"} <= set(m), name
+        assert m["kl"] > 0, name  # reported with a reference even at beta = 0
+        loss.backward()
+        torch.testing.assert_close(logp.grad, -adv[:, None] * mask / 5, msg=name)
+    with pytest.raises(TypeError):
+        POLICY_LOSSES["ppo"] = policy_loss  # read-only

@@ -19,12 +19,13 @@ trl_grpo = pytest.importorskip(
 trl_utils = pytest.importorskip("trl.trainer.utils")
 
 from reasonrl.rl.advantages import group_advantages  # noqa: E402
-from reasonrl.rl.losses import TRL_LOSS_TYPES, policy_loss, token_logprobs  # noqa: E402
+from reasonrl.rl.losses import TRL_LOSS_TYPES, POLICY_LOSSES, token_logprobs  # noqa: E402
 
 B, T, V, P = 6, 5, 13, 2
 MAX_LEN = 7  # > T: the dr_grpo budget is not the padded width
 TEMPERATURE = 0.8
 EPS_LOW, EPS_HIGH, BETA = 0.2, 0.28, 0.05
+CISPO_CAP = 1.3  # TRL's cispo epsilon_high is the weight cap; ours is 1 + eps_high
 
 
 class _Accelerator:
@@ -40,7 +41,7 @@ class _Accelerator:
         return x
 
 
-def _stand_in(logits, completion_ids, loss_type, ga=1, spg=1, level="token"):
+def _stand_in(logits, completion_ids, loss_type, ga=1, spg=1, level="token", eps_high=EPS_HIGH):
     def forward(model, input_ids, attention_mask, logits_to_keep, **kwargs):
         scaled = logits / TEMPERATURE
         logps = trl_utils.selective_log_softmax(scaled, completion_ids)
@@ -48,7 +49,7 @@ def _stand_in(logits, completion_ids, loss_type, ga=1, spg=1, level="token"):
 
     return SimpleNamespace(
         args=SimpleNamespace(use_bias_correction_kl=False, delta=None, steps_per_generation=spg),
-        loss_type=loss_type, beta=BETA, epsilon_low=EPS_LOW, epsilon_high=EPS_HIGH,
+        loss_type=loss_type, beta=BETA, epsilon_low=EPS_LOW, epsilon_high=eps_high,
         importance_sampling_level=level, top_entropy_quantile=1.0, off_policy_mask_threshold=None,
         use_vllm=False, vllm_importance_sampling_correction=False,
         model=SimpleNamespace(training=True), current_gradient_accumulation_steps=ga,
@@ -76,7 +77,8 @@ def _batch(seed=0):
 
 def _trl(loss_type, logits, ids, mask, old, ref, adv, num_items=None, ga=1, spg=1, level="token"):
     leaf = logits.clone().requires_grad_()
-    stub = _stand_in(leaf, ids, loss_type, ga, spg, level)
+    eps_high = CISPO_CAP if loss_type == "cispo" else EPS_HIGH
+    stub = _stand_in(leaf, ids, loss_type, ga, spg, level, eps_high)
     inputs = {
         "prompt_ids": torch.zeros(B, P, dtype=torch.long),
         "prompt_mask": torch.ones(B, P, dtype=torch.long),
@@ -89,12 +91,13 @@ def _trl(loss_type, logits, ids, mask, old, ref, adv, num_items=None, ga=1, spg=
     return loss.detach(), leaf.grad, stub._metrics["train"]
 
 
-def _ours(aggregation, logits, ids, mask, old, ref, adv, num_tokens=None, level="token"):
+def _ours(aggregation, logits, ids, mask, old, ref, adv, num_tokens=None, algorithm="grpo",
+          eps_low=EPS_LOW, eps_high=EPS_HIGH):
     leaf = logits.clone().requires_grad_()
     logp = token_logprobs(leaf, ids, TEMPERATURE)
-    loss, m = policy_loss(logp, old, adv, mask, eps_low=EPS_LOW, eps_high=EPS_HIGH, beta=BETA,
-                          ref_logp=ref, aggregation=aggregation, max_len=MAX_LEN,
-                          num_tokens=num_tokens, ratio_level=level)
+    loss, m = POLICY_LOSSES[algorithm](logp=logp, old_logp=old, advantages=adv, mask=mask,
+                                       eps_low=eps_low, eps_high=eps_high, beta=BETA, ref_logp=ref,
+                                       aggregation=aggregation, max_len=MAX_LEN, num_tokens=num_tokens)
     loss.backward()
     return loss.detach(), leaf.grad, m
 
@@ -136,9 +139,20 @@ def test_dapo_over_an_accumulation_window_matches_trl():
 def test_gspo_sequence_level_matches_trl():
     batch = _batch(seed=5)
     t_loss, t_grad, _ = _trl("grpo", *batch, level="sequence")
-    o_loss, o_grad, _ = _ours("seq_mean_token_mean", *batch, level="sequence")
+    o_loss, o_grad, _ = _ours("seq_mean_token_mean", *batch, algorithm="gspo")
     torch.testing.assert_close(o_loss, t_loss, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(o_grad, t_grad, atol=1e-7, rtol=1e-5)
+
+
+def test_cispo_matches_trl():
+    # TRL clamps the weight at epsilon_high (no lower bound); ours at 1 + eps_high, floor 1 - 1 = 0
+    batch = _batch(seed=7)
+    t_loss, t_grad, _ = _trl("cispo", *batch)
+    o_loss, o_grad, o_m = _ours("token_mean", *batch, algorithm="cispo", eps_low=1.0,
+                                eps_high=CISPO_CAP - 1)
+    torch.testing.assert_close(o_loss, t_loss, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(o_grad, t_grad, atol=1e-7, rtol=1e-5)
+    assert o_m["clip_frac/high"] > 0  # the cap is active on this batch
 
 
 def test_grpo_advantages_match_trl_formula():
