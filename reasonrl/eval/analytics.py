@@ -5,9 +5,11 @@ response lengths. These are the "aha moment" curves of R1 section 2.2.4 and Dr. 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from typing import Sequence
+
+# One script detector and one chain-of-thought cut for metrics and rewards (re-exported here).
+from reasonrl.text import chain_of_thought, foreign_words, script_words, target_scripts  # noqa: F401
 
 # The reflective words R1 counted (their frequency rose 5-7x during R1-Zero training).
 R1_REFLECTION_WORDS: tuple[str, ...] = (
@@ -27,13 +29,6 @@ def _pattern(words: Sequence[str]) -> re.Pattern:
     # phrase match any whitespace (phrases may wrap lines).
     alts = sorted((re.escape(w.lower()).replace(r"\ ", r"\s+") for w in words), key=len, reverse=True)
     return re.compile(r"(?<![\w-])(?:" + "|".join(alts) + r")(?![\w-])", re.IGNORECASE)
-
-
-def cot_text(text: str) -> str:
-    """The chain of thought: the text before ``</think>`` (prompts may already open ``<think>``),
-    without the ``<think>`` tag; the whole text when there is no ``</think>``."""
-    head = text.split("</think>", 1)[0]
-    return head.replace("<think>", "")
 
 
 def reflection_counts(texts: Sequence[str], words: Sequence[str] = R1_REFLECTION_WORDS) -> Counter:
@@ -73,79 +68,22 @@ def reflection_density(texts: Sequence[str], words: Sequence[str] = R1_REFLECTIO
 # ------------------------------------------------------------------------------------------------
 # language mixing
 
-# Scripts a target language is written in. Han is allowed for Japanese/Korean text.
-TARGET_SCRIPTS: dict[str, frozenset[str]] = {
-    "en": frozenset({"LATIN"}),
-    "fr": frozenset({"LATIN"}),
-    "de": frozenset({"LATIN"}),
-    "es": frozenset({"LATIN"}),
-    "zh": frozenset({"HAN"}),
-    "ja": frozenset({"HAN", "KANA"}),
-    "ko": frozenset({"HANGUL", "HAN"}),
-    "ru": frozenset({"CYRILLIC"}),
-    "el": frozenset({"GREEK"}),
-    "ar": frozenset({"ARABIC"}),
-}
-_SCRIPT_ALIASES = {"CJK": "HAN", "HIRAGANA": "KANA", "KATAKANA": "KANA"}
-
-
-def char_script(ch: str) -> str:
-    """Script of a letter from its Unicode name: LATIN, HAN, KANA, HANGUL, CYRILLIC, GREEK ..."""
-    name = unicodedata.name(ch, "")
-    parts = name.split()
-    if not parts:
-        return "UNKNOWN"
-    head = parts[1] if parts[0] in ("FULLWIDTH", "HALFWIDTH") and len(parts) > 1 else parts[0]
-    return _SCRIPT_ALIASES.get(head, head)
-
-
-def script_words(text: str) -> list[tuple[str, str]]:
-    """Maximal runs of letters of one script, as ``(script, run)``; digits and symbols split runs."""
-    runs: list[tuple[str, str]] = []
-    cur, cur_script = [], None
-    for ch in text:
-        script = char_script(ch) if ch.isalpha() else None
-        if script != cur_script and cur:
-            runs.append((cur_script, "".join(cur)))
-            cur = []
-        if script is not None:
-            cur.append(ch)
-        cur_script = script
-    if cur:
-        runs.append((cur_script, "".join(cur)))
-    return runs
-
-
-# LaTeX math and commands are notation, not language.
-_MATH = re.compile(r"\$\$.*?\$\$|\$.*?\$|\\\(.*?\\\)|\\\[.*?\\\]|\\[A-Za-z]+", re.DOTALL)
-
-
-def foreign_words(text: str, target: str = "en") -> list[str]:
-    """Words not written in the target language's scripts.
-
-    Ignored as notation: LaTeX math/commands, single letters (variables, pi) and Greek letters in
-    non-Greek text.
-    """
-    if target not in TARGET_SCRIPTS:
-        raise ValueError(f"unknown target language {target!r}; known: {sorted(TARGET_SCRIPTS)}")
-    allowed = TARGET_SCRIPTS[target]
-    out = []
-    for script, word in script_words(_MATH.sub(" ", text)):
-        if script in allowed or len(word) == 1 or script == "GREEK":
-            continue
-        out.append(word)
-    return out
-
-
-def language_mixing_rate(texts: Sequence[str], target: str = "en", cot_only: bool = True) -> float:
+def language_mixing_rate(texts: Sequence[str], target: str = "en", cot_only: bool = True,
+                         prefill: str = "") -> float:
     """Fraction of responses whose chain of thought contains a word of another script.
 
     Script-level detection: it catches Chinese in an English CoT (R1-Zero's failure mode) but not
-    French in an English one. ``cot_only`` restricts the check to :func:`cot_text`.
+    French in an English one. ``cot_only`` restricts the check to
+    :func:`reasonrl.text.chain_of_thought`; ``prefill`` (the start of the assistant turn that the
+    prompt already wrote, e.g. ``"<think>\\n"``) is put before each text, as the rewards do.
+    Words and notation are :mod:`reasonrl.text`'s, the same as the language reward's, so a
+    response is mixed exactly when its ``language`` reward is below 1.
     """
+    target_scripts(target)  # an unknown target fails even for an empty batch
     if not texts:
         return 0.0
-    mixed = sum(1 for t in texts if foreign_words(cot_text(t) if cot_only else t, target))
+    views = (prefill + t for t in texts)
+    mixed = sum(1 for t in views if foreign_words(chain_of_thought(t) if cot_only else t, target))
     return mixed / len(texts)
 
 

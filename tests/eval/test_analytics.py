@@ -5,7 +5,7 @@ import pytest
 from reasonrl.eval.analytics import (
     R1_REFLECTION_WORDS,
     STRICT_REFLECTION_WORDS,
-    cot_text,
+    chain_of_thought,
     foreign_words,
     language_mixing_rate,
     reflection_counts,
@@ -48,10 +48,11 @@ def test_reflection_density_per_1000_words():
     assert reflection_density([""]) == 0.0
 
 
-def test_cot_text():
-    assert cot_text("<think>a b</think> answer") == "a b"
-    assert cot_text("already open</think><answer>5</answer>") == "already open"
-    assert cot_text("no tags") == "no tags"
+def test_chain_of_thought():
+    assert chain_of_thought("<think>a b</think> answer") == "a b"
+    assert chain_of_thought("already open</think><answer>5</answer>") == "already open"
+    assert chain_of_thought("no tags") == "no tags"
+    assert chain_of_thought("intro <think>open<answer>5</answer>") == "open"
 
 
 def test_language_mixing():
@@ -79,3 +80,37 @@ def test_response_length_stats():
     assert response_length_stats([5, 7]) == {"length/mean": 6.0, "length/max": 7.0}
     with pytest.raises(ValueError):
         response_length_stats([1, 2], [True])
+
+
+# Mixed-script completions: Latin + CJK, Latin + Cyrillic, with and without <think> tags.
+MIXED = [
+    "<think>the sum is 加法 so four</think><answer>4</answer>",
+    "<think>all English here</think><answer>четыре</answer>",  # foreign only after the CoT
+    "<think>сначала add the numbers</think><answer>4</answer>",
+    "no tags: we compute 二 plus 二",
+    "<think>unclosed CoT with $\\alpha$ and π<answer>4 答</answer>",
+    "<think>1 + 1 = 2</think><answer>2</answer>",  # no words at all
+    "reasoning after a prefilled tag, Ответ: 4</think><answer>4</answer>",
+]
+
+
+@pytest.mark.parametrize("prefill", ["", "<think>\n", "<think>\nLet me think: "])
+def test_language_reward_and_mixing_rate_agree(prefill):
+    # Both use reasonrl.text: for every response, mixed <=> reward < 1 (reward None: not mixed),
+    # and reward = 1 - |foreign words| / |words| of the same chain of thought. Over a batch,
+    # lang_mix_rate = fraction of responses with reward < 1; for one response
+    # lang_mix_rate = 1 - floor(reward) (reward in [0, 1]).
+    from reasonrl.rewards import get_verifier
+    from reasonrl.text import language_words
+
+    reward = get_verifier("language", prefill=prefill)
+    rewards = [reward(t, {}) for t in MIXED]
+    for text, r in zip(MIXED, rewards):
+        cot = chain_of_thought(prefill + text)
+        words, foreign = language_words(cot), foreign_words(cot)
+        assert r == (None if not words else pytest.approx(1 - len(foreign) / len(words)))
+        mixed = language_mixing_rate([text], prefill=prefill)
+        assert mixed == (0.0 if r is None else 1.0 - (r == 1.0))
+    below_one = sum(1 for r in rewards if r is not None and r < 1) / len(MIXED)
+    assert language_mixing_rate(MIXED, prefill=prefill) == pytest.approx(below_one)
+    assert below_one == pytest.approx(4 / 7)  # rows 0, 2, 3, 6; CJK after the CoT does not count

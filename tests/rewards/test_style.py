@@ -1,7 +1,6 @@
 import pytest
 
 from reasonrl.rewards import get_verifier
-from reasonrl.rewards.style import words_by_script
 
 GOOD = "<think>\nreason\n</think>\n<answer>\n4\n</answer>"
 
@@ -50,11 +49,6 @@ def test_language_fraction_of_cot_words():
     assert lang("<think>one two 3 + 4 = 7 три<answer>x", {}) == pytest.approx(2 / 3)
     assert lang("<think>1 + 1 = 2</think>", {}) is None
     assert lang("reasoning</think>", {"prefill": "<think>"}) == 1.0
-
-
-def test_words_by_script_splits_script_changes():
-    assert words_by_script("abcдеф x") == ["latin", "cyrillic", "latin"]
-    assert words_by_script("中文ok") == ["han", "han", "latin"]
 
 
 @pytest.mark.parametrize("length, expected", [
