@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -23,11 +24,54 @@ class ConfigError(ValueError):
     """A configuration problem, already phrased as one line for the user."""
 
 
-def opt(default: Any = MISSING, help: str = "", *, factory: Any = MISSING) -> Any:
-    """A dataclass field with help text (the config reference is generated from it)."""
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed range of a numeric key (of each item, for a list), declared beside its default."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    length: int | None = None  # exact length of a list value
+
+    def violation(self, value: Any) -> str | None:
+        """What is wrong with `value`, or None when it is allowed."""
+        if isinstance(value, (list, tuple)):
+            if self.length is not None and len(value) != self.length:
+                return f"a list of exactly {self.length} values"
+            return next((v for v in map(self._item, value) if v), None)
+        return self._item(value)
+
+    def _item(self, value: Any) -> str | None:
+        if value is None or not isinstance(value, (int, float)):
+            return None
+        ok = ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+              and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
+        return None if ok else self.describe()
+
+    def describe(self) -> str:
+        parts = [f"{op} {_num(v)}" for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+                 if v is not None]
+        text = " and ".join(parts)
+        if self.length is not None:
+            text = f"{self.length} values" + (f", each {text}" if text else "")
+        return text
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def opt(default: Any = MISSING, help: str = "", *, factory: Any = MISSING, ge: float | None = None,
+        gt: float | None = None, le: float | None = None, lt: float | None = None, length: int | None = None) -> Any:
+    """A dataclass field with help text and, for numbers, its allowed range (the config reference
+    and `config show` are generated from both; `build` enforces the range)."""
+    metadata: dict[str, Any] = {"help": help}
+    if any(v is not None for v in (ge, gt, le, lt, length)):
+        metadata["bounds"] = Bounds(ge, gt, le, lt, length)
     if factory is not MISSING:
-        return field(default_factory=factory, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def section(cls: type, help: str = "") -> Any:
@@ -102,6 +146,7 @@ def build(cls: type, raw: dict[str, Any], *, source: str = "defaults", overrides
         if key not in known:
             raise ConfigError(_unknown_key_message(cls, dotted, prefix, source, overrides))
         kwargs[key] = _coerce(hints[key], value, dotted, source, overrides)
+        _check_bounds(known[key], kwargs[key], dotted, source, overrides)
     missing = [n for n, f in known.items() if n not in kwargs and f.default is MISSING and f.default_factory is MISSING]
     if missing:
         raise ConfigError(f"missing required config key '{prefix + missing[0]}' ({_where(prefix + missing[0], source, overrides)})")
@@ -109,6 +154,13 @@ def build(cls: type, raw: dict[str, Any], *, source: str = "defaults", overrides
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: invalid value in section '{prefix.rstrip('.') or cls.__name__}': {exc}") from None
+
+
+def _check_bounds(f: dataclasses.Field, value: Any, dotted: str, source: str, overrides) -> None:
+    bounds = f.metadata.get("bounds")
+    problem = bounds.violation(value) if bounds is not None else None
+    if problem:
+        raise ConfigError(f"config key '{dotted}' in {_where(dotted, source, overrides)} must be {problem}, got {value!r}")
 
 
 def _unknown_key_message(cls: type, dotted: str, prefix: str, source: str, overrides) -> str:
@@ -141,6 +193,8 @@ def _coerce(tp: Any, value: Any, dotted: str, source: str, overrides) -> Any:
                 return _coerce(arg, value, dotted, source, overrides)
             except ConfigError as exc:
                 errors.append(exc)
+        if len(errors) == 1:  # `X | None`: X's own message says more than a list of types
+            raise errors[0]
         raise ConfigError(_type_message(dotted, tp, value, source, overrides))
     if tp is Any:
         return value
@@ -168,13 +222,12 @@ def _coerce_scalar(tp: Any, value: Any, dotted: str, source: str, overrides) -> 
         if isinstance(value, float) and value.is_integer():
             return int(value)
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)  # YAML 1.1 reads "1e-4" as a string
-            except ValueError:
-                pass
+        number = _as_float(value)
+        if number is not None and math.isfinite(number):
+            return number
+        if number is not None:
+            raise ConfigError(f"config key '{dotted}' in {_where(dotted, source, overrides)} must be a finite "
+                              f"number, got {value!r}")
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -183,9 +236,29 @@ def _coerce_scalar(tp: Any, value: Any, dotted: str, source: str, overrides) -> 
     elif typing.get_origin(tp) is typing.Literal:
         if value in typing.get_args(tp):
             return value
+        raise ConfigError(_choice_message(dotted, tp, value, source, overrides))
     else:
         return value
     raise ConfigError(_type_message(dotted, tp, value, source, overrides))
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads "1e-4" as a string
+        except ValueError:
+            return None
+    return None
+
+
+def _choice_message(dotted: str, tp: Any, value: Any, source: str, overrides) -> str:
+    choices = [str(a) for a in typing.get_args(tp)]
+    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.0)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return (f"config key '{dotted}' in {_where(dotted, source, overrides)} must be one of {', '.join(choices)}, "
+            f"got {value!r}{hint}")
 
 
 def _type_message(dotted: str, tp: Any, value: Any, source: str, overrides) -> str:
@@ -237,7 +310,9 @@ def describe(cls: type, prefix: str = "") -> list[KeyDoc]:
             rows.extend(describe(hints[f.name], prefix + f.name + "."))
             continue
         default = getattr(instance, f.name) if instance is not None else _field_default(f)
-        rows.append(KeyDoc(prefix + f.name, type_name(hints[f.name]), default, f.metadata.get("help", "")))
+        bounds = f.metadata.get("bounds")
+        kind = type_name(hints[f.name]) + (f" ({bounds.describe()})" if bounds is not None else "")
+        rows.append(KeyDoc(prefix + f.name, kind, default, f.metadata.get("help", "")))
     return rows
 
 

@@ -52,8 +52,35 @@ class ModelConfig:
     def __post_init__(self):
         if not self.q_lora_rank:
             self.q_lora_rank = None
-        if self.n_routed_experts and self.n_routed_experts % max(self.n_group, 1):
-            raise ValueError("n_routed_experts must be divisible by n_group")
+        problem = self._shape_problem()
+        if problem:
+            raise ValueError(f"invalid model config: {problem}")
+
+    def _shape_problem(self) -> str | None:
+        """The first field combination that cannot make a model, phrased for the user."""
+        positive = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                    "kv_lora_rank", "qk_nope_head_dim", "v_head_dim")
+        for name in positive:
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                return f"{name} must be a positive integer, got {getattr(self, name)!r}"
+        for name in ("qk_rope_head_dim", "n_routed_experts", "n_shared_experts", "first_k_dense_replace",
+                     "num_nextn_predict_layers"):
+            if getattr(self, name) < 0:
+                return f"{name} must be >= 0, got {getattr(self, name)!r}"
+        if self.qk_rope_head_dim % 2:
+            return f"qk_rope_head_dim must be even (RoPE rotates pairs), got {self.qk_rope_head_dim}"
+        if self.n_routed_experts:
+            if self.moe_intermediate_size < 1:
+                return f"moe_intermediate_size must be >= 1 with routed experts, got {self.moe_intermediate_size}"
+            if self.n_group < 1 or self.n_routed_experts % self.n_group:
+                return f"n_routed_experts ({self.n_routed_experts}) must be divisible by n_group ({self.n_group})"
+            if not 1 <= self.topk_group <= self.n_group:
+                return f"topk_group must be in [1, n_group={self.n_group}], got {self.topk_group}"
+            per_group = self.n_routed_experts // self.n_group
+            if not 1 <= self.num_experts_per_tok <= self.topk_group * per_group:
+                return (f"num_experts_per_tok must be in [1, {self.topk_group * per_group}] (the experts of the "
+                        f"{self.topk_group} kept groups), got {self.num_experts_per_tok}")
+        return None
 
     @property
     def qk_head_dim(self) -> int:
