@@ -13,13 +13,14 @@ import sys
 from typing import Any
 
 import reasonrl
+from reasonrl.errors import StageError
 
 # stage name -> (module, config class, one-line description); modules import torch lazily
 STAGES: dict[str, tuple[str, str, str]] = {
     "pretrain": ("reasonrl.stages.pretrain", "PretrainConfig",
                  "pretrain a native DeepSeek-V3-style base model on a generated corpus"),
     "rl": ("reasonrl.stages.rl", "RLConfig",
-           "reinforcement learning with rule-based rewards (GRPO, Dr. GRPO, DAPO, PPO)"),
+           "reinforcement learning with rule-based rewards (GRPO, Dr. GRPO, DAPO, GSPO, CISPO, PPO)"),
 }
 
 # extra commands with their own argument parsers: module exposing add_parser(sub) and run(args)
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=f"{text}. Keys: `reasonrl config show {name}`.")
         p.add_argument("config", nargs="?", help="YAML config file (optional)")
         p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=1e-4 run.name=exp1")
+        p.add_argument("--allow-config-change", action="store_true",
+                       help="resume a run directory whose recorded config differs (the changed keys are listed)")
         _add_common_flags(p)
         p.set_defaults(handler=_run_stage, stage=name)
     _add_config_parser(sub)
@@ -81,6 +84,8 @@ def _run_stage(args: argparse.Namespace) -> int:
     path, overrides = _split_config_and_overrides(args)
     if args.quiet:
         overrides.append("run.quiet=true")
+    if args.allow_config_change:
+        overrides.append("run.allow_config_change=true")
     cfg = load_config(stage_config_class(args.stage), path, overrides)
     module = importlib.import_module(STAGES[args.stage][0])
     module.main(cfg)
@@ -124,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except StageError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"reasonrl: {exc}", file=sys.stderr)
+        return 1
     except USER_ERRORS as exc:
         if getattr(args, "debug", False):
             raise

@@ -15,6 +15,9 @@ def ensure_tokenizer(directory: Path, texts: list[str], vocab_size: int, path: s
     from reasonrl.tokenizer import load_tokenizer, train_tokenizer
 
     if path:
+        if not (Path(path) / "tokenizer_config.json").is_file() and not (Path(path) / "tokenizer.json").is_file():
+            raise FileNotFoundError(f"tokenizer.path: no tokenizer files in {path!r} (expected a directory with "
+                                    "tokenizer.json or tokenizer_config.json)")
         return load_tokenizer(path)
     if (directory / "tokenizer.json").is_file():
         return load_tokenizer(directory)
@@ -45,7 +48,7 @@ def pack_windows(documents: list[list[int]], seq_len: int) -> torch.Tensor:
 def batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
     """Rows of step `step`: epoch-wise permutations derived from (seed, epoch), so any step's batch
     is known without replaying earlier ones (resume draws what an uninterrupted run would)."""
-    from reasonrl.train.loop import seed_for
+    from reasonrl.seeding import seed_for
 
     per_epoch = max(n_items // batch_size, 1)
     epoch, offset = divmod(step, per_epoch)

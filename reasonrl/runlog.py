@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from reasonrl.train.distributed import is_main_process
+from reasonrl.ranks import is_main_process
 
 
 def _jsonable(value: Any) -> Any:
@@ -38,9 +38,7 @@ class Run:
         self.quiet = quiet
         self.stage = stage
         self.is_main = is_main_process()
-        self._console = None
-        if self.dir is not None and self.is_main:
-            self.dir.mkdir(parents=True, exist_ok=True)
+        self._console = None  # the directory itself is created by the first write, not here
 
     @classmethod
     def null(cls) -> "Run":
@@ -111,22 +109,42 @@ class Run:
         self.write_json("environment.json", environment_info())
 
     def truncate_logs_after(self, step: int) -> None:
-        """On resume, drop log rows from steps after the checkpoint so every step appears once."""
+        """On (re)start, drop log rows from steps after the checkpoint (all of them without one) so
+        every step appears once; a torn last line from a crash mid-write is dropped too."""
         if self.dir is None or not self.is_main:
             return
         for name in ("metrics.jsonl", "samples.jsonl"):
             path = self.path(name)
             if not path.exists():
                 continue
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= step]
+            kept = [line for line, row in _rows(path) if row.get("step", 0) <= step]
             self.write_text(name, "".join(line + "\n" for line in kept))
+
+    def last_metrics(self) -> dict[str, Any]:
+        """The last complete row of metrics.jsonl ({} when there is none)."""
+        path = self.path("metrics.jsonl") if self.dir is not None else None
+        rows = [row for _, row in _rows(path)] if path is not None and path.exists() else []
+        return rows[-1] if rows else {}
 
     def _append_jsonl(self, name: str, row: dict[str, Any]) -> None:
         if self.dir is None or not self.is_main:
             return
+        self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.path(name), "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
+
+
+def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(line, parsed row) for every well-formed JSON object line of a JSONL log."""
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            out.append((line, row))
+    return out
 
 
 class ProgressTask:

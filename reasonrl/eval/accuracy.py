@@ -20,9 +20,11 @@ class AccuracyResult:
 
 def answer_accuracy(policy, tokenizer, examples: list[dict], *, verifier: str, prompt_fn: Callable[[dict], str],
                     k: int = 1, temperature: float = 0.0, top_p: float = 1.0, max_new_tokens: int = 64,
-                    seed: int = 0, batch_size: int = 64, on_batch: Callable[[int], None] | None = None) -> AccuracyResult:
+                    seed: int = 0, batch_size: int = 64, on_batch: Callable[[int], None] | None = None,
+                    scorer=None) -> AccuracyResult:
     """Generate `k` completions per example (temperature 0 = greedy) and score them.
-    `on_batch(n_examples)` is called after each generated batch (progress bars)."""
+    `on_batch(n_examples)` is called after each generated batch (progress bars). `scorer`: a
+    running reward runtime to reuse (in-loop evaluation); without one a pool starts per call."""
     import torch
 
     from reasonrl.sampler import generate
@@ -40,18 +42,22 @@ def answer_accuracy(policy, tokenizer, examples: list[dict], *, verifier: str, p
             if on_batch is not None:
                 on_batch(len(chunk))
     policy.train(was_training)
-    correct = _check(verifier, examples, texts)
+    correct = _check(verifier, examples, texts, scorer)
     flat = [c for row in correct for c in row]
     return AccuracyResult(sum(flat) / max(len(flat), 1), correct, texts)
 
 
-def _check(verifier: str, examples: list[dict], texts: list[list[str]]) -> list[list[float]]:
+def _check(verifier: str, examples: list[dict], texts: list[list[str]], scorer=None) -> list[list[float]]:
     from reasonrl.rewards import get_verifier, score
 
     check = get_verifier(verifier)
     if check.in_process:
         return [[float(check(t, ex) or 0.0) for t in rows] for ex, rows in zip(examples, texts)]
     flat_examples = [ex for ex, rows in zip(examples, texts) for _ in rows]
-    result = score([t for rows in texts for t in rows], flat_examples, {verifier: 1.0})
+    flat_texts = [t for rows in texts for t in rows]
+    if scorer is not None:
+        result = scorer.score(flat_texts, flat_examples, {verifier: 1.0})
+    else:
+        result = score(flat_texts, flat_examples, {verifier: 1.0})
     values = iter(result.components[verifier])
     return [[float(next(values) or 0.0) for _ in rows] for rows in texts]

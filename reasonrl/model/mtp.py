@@ -41,14 +41,17 @@ class MTPModule(nn.Module):
 
 def mtp_loss(mtp_logits: list[torch.Tensor], ids: torch.Tensor, weight: float,
              ignore_index: int = -100, labels: torch.Tensor | None = None) -> torch.Tensor:
-    """(lambda / D) * sum_k CE_k. mtp_logits[k-1] (B, T-k, V): row t predicts ids[t+k+1].
-    `labels` (B, T), if given, replaces ids as targets (e.g. -100 on prompt and pad tokens)."""
+    """(lambda / D) * sum_k CE_k. mtp_logits[k-1] (B, T-k, V): row t predicts ids[t+k+1], over
+    the rows whose target `ids` holds (pass the inputs, or the inputs plus the next token, as packed
+    pretraining windows do, so the last row is scored too). `labels`, if given, replaces ids as
+    targets (e.g. -100 on prompt and pad tokens, as SFT needs)."""
     if not mtp_logits:
         return ids.new_zeros((), dtype=torch.float32)
     tgt = ids if labels is None else labels
     total = 0.0
     for k, lg in enumerate(mtp_logits, start=1):
-        y = tgt[:, k + 1:]
-        total = total + F.cross_entropy(lg[:, :-1].reshape(-1, lg.shape[-1]).float(), y.reshape(-1),
+        rows = min(lg.shape[1], tgt.shape[1] - k - 1)
+        y = tgt[:, k + 1:k + 1 + rows]  # (B, rows)
+        total = total + F.cross_entropy(lg[:, :rows].reshape(-1, lg.shape[-1]).float(), y.reshape(-1),
                                         ignore_index=ignore_index)
     return total * (weight / len(mtp_logits))

@@ -12,8 +12,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from reasonrl.rl.grpo import RLContext, minibatch_updates, policy_forward, reference_logprobs, sampling_options
-from reasonrl.rl.rollout import RolloutBatch, collect
+from reasonrl.rl.config import RLSection
+from reasonrl.rl.rollout import RolloutBatch
+from reasonrl.rl.update import policy_forward
 
 CRITIC_FILE = "critic.safetensors"
 
@@ -89,11 +90,10 @@ def to_completion_layout(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Ten
     return x.gather(1, index), index
 
 
-def ppo_advantages(ctx: RLContext, batch: RolloutBatch, values: torch.Tensor, ref):
+def ppo_advantages(rl: RLSection, batch: RolloutBatch, values: torch.Tensor, ref):
     """Per-token GAE advantages (whitened) and returns, in the batch's (N, L-1) layout."""
     from reasonrl.rl.advantages import gae, ppo_token_rewards
 
-    rl = ctx.cfg.rl
     comp_mask, index = to_completion_layout(batch.mask, batch.mask)
     old, _ = to_completion_layout(batch.old_logp, batch.mask)
     ref_c = old if ref is None else to_completion_layout(ref, batch.mask)[0]
@@ -108,41 +108,12 @@ def ppo_advantages(ctx: RLContext, batch: RolloutBatch, values: torch.Tensor, re
     return out_adv, out_ret
 
 
-def ppo_step(ctx: RLContext, step: int):
-    """Sample, score, estimate values, GAE, then mu passes of clipped actor + value updates."""
-    from reasonrl.train.loop import seed_for
-
-    cfg = ctx.cfg
-    examples = _prompts(ctx, step)
-    batch = collect(_actor(ctx), ctx.tokenizer, examples, group_size=cfg.rl.group_size, prompt_format=ctx.prompt_format,
-                    prefill=cfg.data.prefill, sampling=sampling_options(cfg),
-                    seed=seed_for(cfg.run.seed, step, "sample1"), runtime=ctx.runtime, reward_spec=cfg.rewards)
-    with torch.no_grad():
-        values = torch.cat([ctx.policy.values(c)[:, :-1] for c in batch.ids.split(cfg.rl.minibatch_size or len(batch))])
-    ref = reference_logprobs(ctx, batch.ids)
-    adv, returns = ppo_advantages(ctx, batch, values, ref)
-    tensors = {"ids": batch.ids, "mask": batch.mask, "old": batch.old_logp, "adv": adv, "ret": returns, "old_v": values}
-    stats = minibatch_updates(ctx, step, tensors, lambda model, mb: ppo_loss(model, mb, ctx.cfg))
-    return batch, stats, {}
-
-
-def _actor(ctx: RLContext):
-    return ctx.policy.actor
-
-
-def _prompts(ctx: RLContext, step: int) -> list[dict]:
-    from reasonrl.rl.grpo import prompt_batch
-
-    return prompt_batch(ctx, step, 0)
-
-
-def ppo_loss(model: ActorCritic, mb: dict, cfg):
+def ppo_loss(model: ActorCritic, mb: dict, rl: RLSection):
     from reasonrl.rl.losses import ppo_policy_loss, value_loss
 
-    rl = cfg.rl
     logp, entropy, load = policy_forward(model.actor, mb["ids"], rl.temperature)
-    actor_loss, metrics = ppo_policy_loss(logp, mb["old"], mb["adv"], mb["mask"], eps_low=rl.eps_low,
-                                          eps_high=rl.eps_high, num_tokens=mb["num_tokens"])
+    actor_loss, metrics = ppo_policy_loss(logp, mb["old"], mb["adv"], mb["mask"], num_tokens=mb["num_tokens"],
+                                          **rl.clip_options())
     values = model.values(mb["ids"])[:, :-1]
     v_loss, v_metrics = value_loss(values, mb["old_v"], mb["ret"], mb["mask"], rl.value_clip)
     metrics.update(v_metrics)

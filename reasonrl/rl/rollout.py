@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+
+from reasonrl.sampler.backends import Sampler
 
 R1_SYSTEM = ("The assistant first thinks about the reasoning process and then gives the answer. The reasoning "
              "process and the answer are enclosed within <think> </think> and <answer> </answer> tags.")
@@ -55,6 +58,23 @@ def record_prompt_format(model_dir, prompt_format: str) -> None:
     (Path(model_dir) / FORMAT_FILE).write_text(json.dumps({"prompt_format": prompt_format}) + "\n")
 
 
+class Scorer(Protocol):
+    """What rollouts are scored with (the reward runtime): rewards plus per-verifier components."""
+
+    def score(self, completions: list[str], examples: list[dict], spec: dict | None = None,
+              completion_lengths: list[int] | None = None) -> Any: ...
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """How an example becomes a prompt: the format, the text that starts the assistant's turn and,
+    for chat formats, the system message (None: the format's default)."""
+
+    format: str
+    prefill: str = ""
+    system: str | None = None
+
+
 @dataclass
 class RolloutBatch:
     """One step's rollouts: rows prompt-major (row = prompt_index * G + sample_index)."""
@@ -71,6 +91,7 @@ class RolloutBatch:
     components: dict[str, list] = field(default_factory=dict)
     reward_metrics: dict[str, float] = field(default_factory=dict)
     gen_tokens_per_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (time/generate, time/reward)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -92,22 +113,21 @@ def pad_batch(prompt_ids: list[list[int]], completion_ids: list[list[int]], logp
     return ids, mask, old
 
 
-def collect(policy, tokenizer, examples: list[dict], *, group_size: int, prompt_format: str, prefill: str,
-            sampling: dict, seed: int, runtime, reward_spec: dict) -> RolloutBatch:
-    """Sample `group_size` completions per example and score them."""
-    from reasonrl.sampler import generate
-
-    prompts = [build_prompt(ex, tokenizer, prompt_format, prefill) for ex in examples]
-    policy.eval()
-    with torch.no_grad():
-        ro = generate(policy, prompts, n=group_size, tokenizer=tokenizer, seed=seed, **sampling)
-    policy.train()
-    rows = [{**examples[g], "prefill": prefill} if prefill else examples[g] for g in ro.group]
-    scored = runtime.score(ro.texts, rows, reward_spec, completion_lengths=ro.completion_lengths)
+def collect(sampler: Sampler, scorer: Scorer, tokenizer, examples: list[dict], *, group_size: int,
+            prompt: PromptSpec, sampling: dict, seed: int, reward_spec: dict) -> RolloutBatch:
+    """Sample `group_size` completions per example and score them (timed: time/generate, time/reward)."""
+    prompts = [build_prompt(ex, tokenizer, prompt.format, prompt.prefill) for ex in examples]
+    t0 = time.perf_counter()
+    ro = sampler.generate(prompts, n=group_size, seed=seed, **sampling)
+    t1 = time.perf_counter()
+    rows = [{**examples[g], "prefill": prompt.prefill} if prompt.prefill else examples[g] for g in ro.group]
+    scored = scorer.score(ro.texts, rows, reward_spec, completion_lengths=ro.completion_lengths)
+    timings = {"time/generate": t1 - t0, "time/reward": time.perf_counter() - t1}
     ids, mask, old = pad_batch(ro.prompt_ids, ro.completion_ids, ro.logprobs, tokenizer.pad_token_id)
     return RolloutBatch(rows, [prompts[g] for g in ro.group], ro.texts, ids, mask, old, list(ro.completion_lengths),
                         [r == "length" for r in ro.finish_reasons], torch.tensor(scored.rewards, dtype=torch.float32),
-                        dict(scored.components), dict(scored.metrics), float(ro.stats.get("tokens_per_s", 0.0)))
+                        dict(scored.components), dict(scored.metrics), float(ro.stats.get("tokens_per_s", 0.0)),
+                        timings)
 
 
 def select_rows(batch: RolloutBatch, rows: list[int]) -> RolloutBatch:
@@ -117,7 +137,7 @@ def select_rows(batch: RolloutBatch, rows: list[int]) -> RolloutBatch:
     return RolloutBatch(pick(batch.examples), pick(batch.prompts), pick(batch.texts), batch.ids[index], batch.mask[index],
                         batch.old_logp[index], pick(batch.lengths), pick(batch.truncated), batch.rewards[index],
                         {k: pick(v) for k, v in batch.components.items()}, batch.reward_metrics,
-                        batch.gen_tokens_per_s)
+                        batch.gen_tokens_per_s, batch.timings)
 
 
 def concat(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
@@ -133,4 +153,5 @@ def concat(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
                         [t for b in batches for t in b.texts], ids, mask, old,
                         [n for b in batches for n in b.lengths], [t for b in batches for t in b.truncated],
                         torch.cat([b.rewards for b in batches]), components, batches[0].reward_metrics,
-                        sum(b.gen_tokens_per_s for b in batches) / len(batches))
+                        sum(b.gen_tokens_per_s for b in batches) / len(batches),
+                        {k: sum(b.timings.get(k, 0.0) for b in batches) for k in batches[0].timings})

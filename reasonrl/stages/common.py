@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from reasonrl.config import dump_yaml, opt
+from reasonrl.config import opt
 
 
 @dataclass
@@ -14,8 +14,10 @@ class RunSection:
     name: str = opt("run", "run name: outputs go to <dir>/<name>/")
     dir: str = opt("runs", "parent directory of run directories")
     seed: int = opt(0, "seed for initialisation, data order and sampling (per-step randomness derives from (seed, step))")
-    threads: int = opt(2, "torch CPU threads (fixed, so results are reproducible)")
+    threads: int = opt(2, "torch CPU threads (fixed, so results are reproducible)", ge=1)
     quiet: bool = opt(False, "print nothing but errors")
+    allow_config_change: bool = opt(False, "resume a run whose config.yaml differs from this config (the changed "
+                                    "keys are listed); without it such a resume is refused")
 
     @property
     def path(self) -> Path:
@@ -24,7 +26,7 @@ class RunSection:
 
 @dataclass
 class ModelSpec:
-    preset: str = opt("tiny", "native model preset (tiny | small | deepseek-v3) used when `path` is empty")
+    preset: Literal["tiny", "small", "deepseek-v3"] = opt("tiny", "native model preset used when `path` is empty")
     path: str | None = opt(None, "local checkpoint or transformers model directory (overrides `preset`)")
     gguf_file: str | None = opt(None, "GGUF file name inside `path` (e.g. SmolLM2-135M-Instruct.Q4_1.gguf)")
     overrides: dict[str, Any] = opt(factory=dict, help="ModelConfig fields to change on top of the preset, e.g. {num_hidden_layers: 2}")
@@ -32,25 +34,11 @@ class ModelSpec:
 
 @dataclass
 class CheckpointSection:
-    every: int = opt(100, "save a checkpoint every N steps (and at the end)")
-    keep_last: int = opt(2, "number of complete checkpoints kept")
+    every: int = opt(100, "save a checkpoint every N steps (and at the end)", ge=1)
+    keep_last: int = opt(2, "number of complete checkpoints kept (0: all)", ge=0)
 
 
 @dataclass
 class StageResult:
     outputs: dict[str, str]
     metrics: dict[str, Any]
-
-
-def prepare_run(cfg: Any, stage: str):
-    """Create the run directory, record the resolved config and environment, fix threads."""
-    import torch
-
-    from reasonrl.runlog import Run
-
-    torch.set_num_threads(cfg.run.threads)
-    run = Run(cfg.run.path, quiet=cfg.run.quiet, stage=stage)
-    run.write_text("config.yaml", f"# resolved config of `reasonrl {stage}`; re-run with: reasonrl {stage} <this file>\n"
-                   + dump_yaml(cfg))
-    run.write_environment()
-    return run

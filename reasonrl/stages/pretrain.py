@@ -8,7 +8,8 @@ reproducible; re-running the same command resumes from the latest complete check
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from reasonrl.config import opt, section
 from reasonrl.stages.common import CheckpointSection, ModelSpec, RunSection, StageResult
@@ -18,7 +19,7 @@ from reasonrl.train.loop import OptimConfig
 @dataclass
 class TokenizerSection:
     path: str | None = opt(None, "use this tokenizer directory instead of training one")
-    vocab_size: int = opt(512, "vocabulary size of the byte-level BPE trained on the corpus")
+    vocab_size: int = opt(512, "vocabulary size of the byte-level BPE trained on the corpus", ge=263)
 
 
 @dataclass
@@ -26,25 +27,26 @@ class CorpusSection:
     task: str = opt("arithmetic", "task generating the corpus (see docs/tasks.md)")
     options: dict[str, Any] = opt(factory=lambda: {"digits": 2, "corpus_error_rate": 0.5},
                                   help="task options, e.g. {digits: 2, corpus_error_rate: 0.5}")
-    n_examples: int = opt(7000, "training documents generated from the task's train split")
-    template: str = opt("r1", "document format: r1 (R1-Zero prompt + <think>/<answer> completion), r1_short "
-                        "(the conversation without the instruction) or plain (question, solution, answer)")
-    seq_len: int = opt(128, "tokens per packed training sequence")
-    batch_size: int = opt(16, "sequences per optimizer step")
+    n_examples: int = opt(7000, "training documents generated from the task's train split", ge=1)
+    template: Literal["r1", "r1_short", "plain"] = opt("r1", "document format: r1 (R1-Zero prompt + <think>/<answer> "
+                                                     "completion), r1_short (the conversation without the "
+                                                     "instruction) or plain (question, solution, answer)")
+    seq_len: int = opt(128, "tokens per packed training sequence", ge=2)
+    batch_size: int = opt(16, "sequences per optimizer step", ge=1)
 
 
 @dataclass
 class BudgetSection:
-    steps: int = opt(600, "optimizer steps (ignored when `tokens` > 0)")
-    tokens: int = opt(0, "train for this many tokens instead of `steps` (0: use steps)")
-    until_accuracy: float | None = opt(None, "stop early once held-out greedy accuracy reaches this value")
+    steps: int = opt(600, "optimizer steps (ignored when `tokens` > 0)", ge=1)
+    tokens: int = opt(0, "train for this many tokens instead of `steps` (0: use steps)", ge=0)
+    until_accuracy: float | None = opt(None, "stop early once held-out greedy accuracy reaches this value", ge=0, le=1)
 
 
 @dataclass
 class EvalSection:
-    every: int = opt(200, "evaluate held-out answer accuracy every N steps (and at the end); 0 disables")
-    n_examples: int = opt(200, "held-out test examples per evaluation")
-    max_new_tokens: int = opt(64, "generation budget per answer")
+    every: int = opt(200, "evaluate held-out answer accuracy every N steps (and at the end); 0 disables", ge=0)
+    n_examples: int = opt(200, "held-out test examples per evaluation", ge=1)
+    max_new_tokens: int = opt(64, "generation budget per answer", ge=1)
 
 
 @dataclass
@@ -63,41 +65,85 @@ PROMPT_FORMAT = {"r1": "r1_zero", "r1_short": "r1_short", "plain": "plain"}  # c
 
 
 def main(cfg: PretrainConfig) -> StageResult:
-    from reasonrl.rl.rollout import record_prompt_format
-    from reasonrl.stages.common import prepare_run
+    from reasonrl.stages.runner import Schedule, run_stage
 
-    if cfg.data.template not in PROMPT_FORMAT:
-        raise ValueError(f"data.template must be one of {', '.join(PROMPT_FORMAT)}, got {cfg.data.template!r}")
+    schedule = Schedule(eval_every=cfg.eval.every, eval_at_end=cfg.eval.every > 0, checkpoint_every=cfg.checkpoint.every)
+    return run_stage("pretrain", cfg, PretrainProgram, schedule)
 
-    run = prepare_run(cfg, "pretrain")
-    task, train_docs, test_examples, tokenizer = _prepare_data(cfg, run)
-    windows = _windows(cfg, tokenizer, train_docs)
-    total_steps = _total_steps(cfg)
-    model, trainer, start = _init_or_resume(cfg, run, tokenizer, total_steps)
-    run.print(f"pretrain: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, "
-              f"{len(windows)} windows of {cfg.data.seq_len} tokens, steps {start}->{total_steps}")
-    metrics: dict[str, Any] = {}
-    with run.progress(total_steps, "pretrain") as bar:
-        bar.advance(start)
-        for step in range(start, total_steps):
-            metrics = _train_step(cfg, trainer, windows, step)
-            done = step + 1 == total_steps
-            if cfg.eval.every and ((step + 1) % cfg.eval.every == 0 or done):
-                metrics.update(_evaluate(cfg, model, tokenizer, task, test_examples))
-                if cfg.budget.until_accuracy is not None and metrics["eval/accuracy"] >= cfg.budget.until_accuracy:
-                    done = True
-            run.log_metrics({"step": step + 1, **metrics})
-            bar.advance(1, loss=metrics["loss"], **({"acc": metrics["eval/accuracy"]} if "eval/accuracy" in metrics else {}))
-            if done or (step + 1) % cfg.checkpoint.every == 0:
-                _save(cfg, run, model, tokenizer, trainer, step + 1)
-            if done:
-                break
-    final = run.path("model")
-    model.save_pretrained(final)
-    tokenizer.save_pretrained(final)
-    record_prompt_format(final, PROMPT_FORMAT[cfg.data.template])
-    run.print(f"pretrain: base model written to {final}")
-    return StageResult({"model": str(final)}, metrics)
+
+class PretrainProgram:
+    """The pretrain stage as the runner drives it (see stages/runner.py's StageProgram)."""
+
+    def __init__(self, cfg: PretrainConfig, run, ckpt: Path | None):
+        import dataclasses
+
+        import torch
+
+        from reasonrl.train.loop import Trainer
+
+        torch.set_num_threads(cfg.run.threads)
+        self.cfg, self.run, self.total_steps = cfg, run, _total_steps(cfg)
+        self.task, docs, self.test, self.tokenizer = _prepare_data(cfg, run)
+        self.windows = _windows(cfg, self.tokenizer, docs)
+        self.model = _init_model(cfg, self.tokenizer, ckpt)
+        optim = cfg.optim if cfg.optim.total_steps else dataclasses.replace(cfg.optim, total_steps=self.total_steps)
+        self.trainer = Trainer(self.model, optim, run)
+        if ckpt is None:
+            run.print(f"pretrain: {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M params, "
+                      f"{len(self.windows)} windows of {cfg.data.seq_len} tokens, {self.total_steps} steps")
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        from reasonrl.data_utils import batch_indices
+
+        rows = self.windows[batch_indices(len(self.windows), self.cfg.data.batch_size, step, self.cfg.run.seed)]
+        return self.trainer.step(lm_loss, rows.chunk(max(self.cfg.optim.grad_accum, 1)))
+
+    def evaluate(self) -> dict[str, float]:
+        from reasonrl.eval.accuracy import answer_accuracy
+        from reasonrl.rl.rollout import build_prompt
+
+        fmt = PROMPT_FORMAT[self.cfg.data.template]
+        result = answer_accuracy(self.model, self.tokenizer, self.test, verifier=self.task.verifier,
+                                 prompt_fn=lambda ex: build_prompt(ex, self.tokenizer, fmt),
+                                 max_new_tokens=self.cfg.eval.max_new_tokens, seed=self.cfg.run.seed)
+        return {"eval/accuracy": result.accuracy, f"eval/{self.task.name}/pass@1": result.accuracy}
+
+    def save_checkpoint(self, step: int) -> None:
+        from reasonrl.train.checkpoint import save_checkpoint
+
+        save_checkpoint(self.run.path("checkpoints"), step, model=self.model, tokenizer=self.tokenizer,
+                        trainer_state=self.trainer.state_dict(), extra={"data_cursor": step},
+                        keep_last=self.cfg.checkpoint.keep_last, run=self.run, annotate=self._annotate)
+
+    def restore(self, ckpt: Path) -> int:
+        from reasonrl.train.checkpoint import load_trainer_state, restore_rng
+
+        state = load_trainer_state(ckpt)
+        self.trainer.load_state_dict(state["trainer"])
+        restore_rng(state["rng"])
+        return int(state["step"])
+
+    def export(self, directory: Path) -> None:
+        from reasonrl.train.checkpoint import check_finite
+
+        check_finite(self.model)
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        self._annotate(directory)
+
+    def _annotate(self, directory: Path) -> None:
+        from reasonrl.rl.rollout import record_prompt_format
+
+        record_prompt_format(directory, PROMPT_FORMAT[self.cfg.data.template])
+
+    def stop_early(self, metrics: dict[str, Any]) -> bool:
+        target = self.cfg.budget.until_accuracy
+        return target is not None and metrics.get("eval/accuracy", -1.0) >= target
+
+    def resources(self):
+        import contextlib
+
+        return contextlib.nullcontext()
 
 
 def _prepare_data(cfg: PretrainConfig, run):
@@ -130,70 +176,29 @@ def _total_steps(cfg: PretrainConfig) -> int:
     return cfg.budget.steps
 
 
-def _init_or_resume(cfg: PretrainConfig, run, tokenizer, total_steps: int):
-    import dataclasses
-
+def _init_model(cfg: PretrainConfig, tokenizer, ckpt: Path | None):
     from reasonrl.model import create, from_pretrained
-    from reasonrl.train.checkpoint import latest_checkpoint, load_trainer_state, restore_rng
-    from reasonrl.train.loop import Trainer
 
-    optim = cfg.optim if cfg.optim.total_steps else dataclasses.replace(cfg.optim, total_steps=total_steps)
-    ckpt = latest_checkpoint(run.path("checkpoints"))
-    if ckpt is None:
-        model = create(cfg.model.preset, seed=cfg.run.seed, vocab_size=len(tokenizer),
-                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id, **cfg.model.overrides)
-        return model, Trainer(model, optim, run), 0
-    model = from_pretrained(ckpt)
-    trainer = Trainer(model, optim, run)
-    state = load_trainer_state(ckpt)
-    trainer.load_state_dict(state["trainer"])
-    restore_rng(state["rng"])
-    run.truncate_logs_after(state["step"])
-    run.print(f"pretrain: resuming from {ckpt}")
-    return model, trainer, int(state["step"])
-
-
-def _train_step(cfg: PretrainConfig, trainer, windows, step: int) -> dict[str, float]:
-    from reasonrl.data_utils import batch_indices
-
-    rows = windows[batch_indices(len(windows), cfg.data.batch_size, step, cfg.run.seed)]
-    micro = rows.chunk(max(cfg.optim.grad_accum, 1))
-    return trainer.step(lm_loss, micro)
+    if ckpt is not None:
+        return from_pretrained(ckpt)
+    return create(cfg.model.preset, seed=cfg.run.seed, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **cfg.model.overrides)
 
 
 def lm_loss(model, window):
     """Next-token CE + (lambda / D) * sum of MTP CEs + the sequence-wise balance loss."""
     import torch.nn.functional as F
 
+    from reasonrl.model.mtp import mtp_loss
+
     ids, labels = window[:, :-1], window[:, 1:]  # (B, T)
     out = model.forward_train(ids)
     ce = F.cross_entropy(out.logits.flatten(0, 1), labels.flatten())
-    loss, metrics = ce, {}
+    loss, metrics = ce, {"ce_loss": ce.detach()}
     if out.mtp_logits:
-        mtp = sum(F.cross_entropy(lg.flatten(0, 1), window[:, k + 1:k + 1 + lg.shape[1]].flatten())
-                  for k, lg in enumerate(out.mtp_logits, start=1)) / len(out.mtp_logits)
+        mtp = mtp_loss(out.mtp_logits, window, 1.0)  # row t of depth k predicts window[t + k + 1]
         loss = loss + model.config.mtp_loss_weight * mtp
         metrics["mtp_loss"] = mtp.detach()
     if out.aux_loss is not None:
         loss = loss + out.aux_loss
-    metrics["ce_loss"] = ce.detach()
     return loss, metrics, out.moe_load
-
-
-def _evaluate(cfg: PretrainConfig, model, tokenizer, task, examples) -> dict[str, float]:
-    from reasonrl.eval.accuracy import answer_accuracy
-    from reasonrl.rl.rollout import build_prompt
-
-    prompt_fn = lambda ex: build_prompt(ex, tokenizer, PROMPT_FORMAT[cfg.data.template])  # noqa: E731
-    result = answer_accuracy(model, tokenizer, examples, verifier=task.verifier, prompt_fn=prompt_fn,
-                             max_new_tokens=cfg.eval.max_new_tokens, seed=cfg.run.seed)
-    return {"eval/accuracy": result.accuracy, f"eval/{task.name}/pass@1": result.accuracy}
-
-
-def _save(cfg: PretrainConfig, run, model, tokenizer, trainer, step: int) -> None:
-    from reasonrl.train.checkpoint import save_checkpoint
-
-    save_checkpoint(run.path("checkpoints"), step, model=model, tokenizer=tokenizer,
-                    trainer_state=trainer.state_dict(), extra={"data_cursor": step},
-                    keep_last=cfg.checkpoint.keep_last, run=run)

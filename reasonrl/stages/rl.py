@@ -1,62 +1,41 @@
-"""`reasonrl rl`: reinforcement learning with rule-based rewards (GRPO, Dr. GRPO, DAPO, PPO).
+"""`reasonrl rl`: reinforcement learning with rule-based rewards (GRPO, Dr. GRPO, DAPO, GSPO, CISPO, PPO).
 
 Works on a native checkpoint or any local transformers causal LM (`model.path=...`), with the
-model's own tokenizer. Checkpointed and resumable: re-running the same command continues from
-the latest complete checkpoint; Ctrl-C writes one and exits cleanly.
+model's own tokenizer. Checkpointed and resumable through the stage runner: re-running the same
+command continues from the latest complete checkpoint; Ctrl-C writes one and exits cleanly.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from reasonrl.config import opt, section
+from reasonrl.rl.config import RLSection
 from reasonrl.stages.common import CheckpointSection, ModelSpec, RunSection, StageResult
 from reasonrl.train.loop import OptimConfig
+
+PromptFormatChoice = Literal["auto", "r1_zero", "r1_short", "plain", "chat"]
 
 
 @dataclass
 class RLData:
     task: str = opt("arithmetic", "task giving prompts and references (see docs/tasks.md), or module:function")
     options: dict[str, Any] = opt(factory=lambda: {"digits": 2}, help="task options")
-    n_train: int = opt(5000, "train-split examples in the prompt pool")
-    prompt_format: str = opt("auto", "r1_zero (R1-Zero template), r1_short (without the instruction), plain, chat "
-                             "(the tokenizer's chat template) or auto (the format recorded with the model; else "
-                             "r1_zero for native models, chat for transformers models)")
+    n_train: int = opt(5000, "train-split examples in the prompt pool", ge=1)
+    prompt_format: PromptFormatChoice = opt("auto", "r1_zero (R1-Zero template), r1_short (without the instruction), "
+                                            "plain, chat (the tokenizer's chat template) or auto (the format recorded "
+                                            "with the model; else r1_zero for native models, chat otherwise)")
+    system: str | None = opt(None, "system message of the chat format (null: the R1 instruction)")
     prefill: str = opt("", "text that starts the assistant's turn, e.g. '<think>' (judged by the format reward)")
 
 
 @dataclass
-class RLSection:
-    algorithm: str = opt("grpo", "grpo (critic-free; also Dr. GRPO / DAPO via the keys below) or ppo (value head + GAE)")
-    steps: int = opt(100, "RL steps (one rollout batch each)")
-    prompts_per_step: int = opt(16, "prompts per step")
-    group_size: int = opt(8, "completions sampled per prompt (G)")
-    advantage: str = opt("grpo", "grpo | dr_grpo | rloo | reinforce_pp (group-relative baselines)")
-    aggregation: str = opt("seq_mean_token_mean", "seq_mean_token_mean (TRL grpo) | token_mean (DAPO) | constant (Dr. GRPO)")
-    eps_low: float = opt(0.2, "lower clip range of the ratio")
-    eps_high: float = opt(0.2, "upper clip range of the ratio (DAPO clip-higher: 0.28)")
-    beta: float = opt(0.0, "k3 KL coefficient to the reference (0: no reference model is kept)")
-    ref_reset_every: int = opt(0, "reset the reference to the current policy every N steps (0: never)")
-    mu: int = opt(1, "passes over each rollout batch")
-    minibatch_size: int = opt(0, "rows per optimizer step (0: the whole rollout batch)")
-    max_new_tokens: int = opt(64, "generation budget per completion")
-    temperature: float = opt(1.0, "rollout sampling temperature")
-    top_p: float = opt(1.0, "rollout nucleus sampling")
-    stop_strings: list[str] = opt(factory=lambda: ["</answer>"], help="strings that end a completion (eos always does)")
-    dynamic_sampling: bool = opt(False, "DAPO: drop groups whose rewards are all equal and sample more")
-    max_sampling_rounds: int = opt(3, "cap on sampling rounds per step with dynamic sampling")
-    overlong_filter: bool = opt(False, "DAPO: truncated completions get no loss")
-    gamma: float = opt(1.0, "PPO: discount")
-    lam: float = opt(0.95, "PPO: GAE lambda")
-    vf_coef: float = opt(0.5, "PPO: value loss weight")
-    value_clip: float = opt(0.2, "PPO: value clipping range")
-
-
-@dataclass
 class RLEval:
-    every: int = opt(0, "held-out greedy accuracy every N steps (0: only at the end)")
-    n_examples: int = opt(200, "held-out test examples")
+    every: int = opt(0, "held-out greedy accuracy every N steps (0: only at the end)", ge=0)
+    n_examples: int = opt(200, "held-out test examples", ge=1)
 
 
 @dataclass
@@ -66,72 +45,222 @@ class RLConfig:
     data: RLData = section(RLData, "prompts")
     rewards: dict[str, Any] = opt(factory=lambda: {"accuracy": 1.0, "format": 0.5},
                                   help="verifier -> weight (or {weight: w, ...options}); accuracy = the task's checker")
-    reward_timeout_s: float = opt(10.0, "wall-clock limit per verifier call")
+    reward_timeout_s: float = opt(10.0, "wall-clock limit per verifier call", gt=0)
     rl: RLSection = section(RLSection, "algorithm")
     optim: OptimConfig = section(OptimConfig, "optimizer and schedule")
     eval: RLEval = section(RLEval, "held-out evaluation")
-    samples_every: int = opt(10, "write sample completions to samples.jsonl every N steps")
+    samples_every: int = opt(10, "write sample completions to samples.jsonl every N steps (0: never)", ge=0)
     checkpoint: CheckpointSection = section(CheckpointSection, "checkpoints")
 
 
 def main(cfg: RLConfig) -> StageResult:
-    from reasonrl.rewards import RewardRuntime
-    from reasonrl.rl.context import build_context, evaluate, save
-    from reasonrl.rl.rollout import record_prompt_format
+    from reasonrl.stages.runner import Schedule, run_stage
 
-    from reasonrl.stages.common import prepare_run
-
-    run = prepare_run(cfg, "rl")
-    ctx, start, test_examples, task = build_context(cfg, run)
-    metrics: dict[str, Any] = {}
-    step = start
-    with RewardRuntime(cfg.rewards, timeout_s=cfg.reward_timeout_s) as runtime:
-        ctx.runtime = runtime
-        with run.progress(cfg.rl.steps, f"rl ({cfg.rl.algorithm})") as bar:
-            bar.advance(start)
-            try:
-                for step in range(start, cfg.rl.steps):
-                    metrics = _one_step(ctx, run, step, task, test_examples)
-                    bar.advance(1, reward=metrics["reward/mean"], acc=metrics.get("accuracy", 0.0))
-                    if (step + 1) % cfg.checkpoint.every == 0 or step + 1 == cfg.rl.steps:
-                        save(ctx, run, step + 1)
-                step = cfg.rl.steps
-            except KeyboardInterrupt:
-                run.print(f"rl: interrupted; writing a checkpoint at step {step}")
-                save(ctx, run, step)
-                raise
-    final = run.path("model")
-    ctx.policy.save_pretrained(final)
-    ctx.tokenizer.save_pretrained(final)
-    record_prompt_format(final, ctx.prompt_format)
-    result = evaluate(ctx, task, test_examples)
-    run.log_metrics({"step": cfg.rl.steps, **result})
-    run.print(f"rl: held-out greedy accuracy {result['eval/accuracy']:.3f}; policy written to {final}")
-    return StageResult({"model": str(final)}, {**metrics, **result})
+    if cfg.model.path is None:
+        raise ValueError("rl needs model.path: a reasonrl checkpoint or a local transformers model directory")
+    if cfg.model.overrides:
+        raise ValueError("model.overrides apply to freshly created models only; rl loads model.path as it is")
+    schedule = Schedule(eval_every=cfg.eval.every, eval_at_end=True, checkpoint_every=cfg.checkpoint.every)
+    return run_stage("rl", cfg, RLProgram, schedule)
 
 
-def _one_step(ctx, run, step: int, task, test_examples) -> dict[str, Any]:
-    import time
+class RLProgram:
+    """The rl stage as the runner drives it (see stages/runner.py's StageProgram)."""
 
-    from reasonrl.rl.context import evaluate, maybe_reset_reference, step_metrics, write_samples
+    def __init__(self, cfg: RLConfig, run, ckpt: Path | None):
+        import torch
 
-    t0 = time.perf_counter()
-    if ctx.cfg.rl.algorithm == "ppo":
-        from reasonrl.rl.ppo import ppo_step
+        from reasonrl.tasks import get_task
 
-        batch, stats, extra = ppo_step(ctx, step)
-    else:
-        from reasonrl.rl.grpo import gather, update
+        torch.set_num_threads(cfg.run.threads)
+        self.cfg, self.run, self.total_steps = cfg, run, cfg.rl.steps
+        self.task = get_task(cfg.data.task, **cfg.data.options)
+        train = self.task.examples("train", cfg.data.n_train, seed=cfg.run.seed)
+        self.test = self.task.examples("test", cfg.eval.n_examples, seed=cfg.run.seed)
+        self.ctx = build_context(cfg, run, ckpt, train)
+        self.zero_spread = ZeroSpreadMonitor(cfg.rl.warn_zero_spread_steps, run)
 
-        batch, adv, extra = gather(ctx, step)
-        t_gen = time.perf_counter() - t0
-        stats = update(ctx, batch, adv, step)
-        extra["tokens_per_s/train"] = float(batch.mask.sum()) * ctx.cfg.rl.mu / max(time.perf_counter() - t0 - t_gen, 1e-9)
-    metrics = {"step": step + 1, **step_metrics(batch, stats, extra), "step_time_s": time.perf_counter() - t0}
-    if ctx.cfg.eval.every and (step + 1) % ctx.cfg.eval.every == 0:
-        metrics.update(evaluate(ctx, task, test_examples))
-    run.log_metrics(metrics)
-    if ctx.cfg.samples_every and step % ctx.cfg.samples_every == 0:
-        write_samples(run, step + 1, batch)
-    maybe_reset_reference(ctx, step + 1)
+    def train_step(self, step: int) -> dict[str, Any]:
+        import time
+
+        from reasonrl.rl.step import ALGORITHMS
+
+        t0 = time.perf_counter()
+        batch, stats = ALGORITHMS[self.cfg.rl.algorithm](self.ctx, step)
+        metrics = {**step_metrics(batch, stats), "step_time_s": time.perf_counter() - t0}
+        self.zero_spread.observe(step + 1, metrics)
+        if self.cfg.samples_every and step % self.cfg.samples_every == 0:
+            write_samples(self.run, step + 1, batch)
+        maybe_reset_reference(self.ctx, step + 1)
+        return metrics
+
+    def evaluate(self) -> dict[str, float]:
+        from reasonrl.eval.accuracy import answer_accuracy
+        from reasonrl.rl.rollout import build_prompt
+
+        prompt = self.ctx.prompt
+        result = answer_accuracy(self.ctx.actor, self.ctx.tokenizer, self.test, verifier=self.task.verifier,
+                                 prompt_fn=lambda ex: build_prompt(ex, self.ctx.tokenizer, prompt.format, prompt.prefill),
+                                 max_new_tokens=self.cfg.rl.max_new_tokens, seed=self.cfg.run.seed,
+                                 scorer=self.ctx.scorer)
+        return {"eval/accuracy": result.accuracy, f"eval/{self.task.name}/pass@1": result.accuracy}
+
+    def save_checkpoint(self, step: int) -> None:
+        from reasonrl.train.checkpoint import save_checkpoint
+
+        extra: dict[str, Any] = {"data_cursor": step}
+        if self.ctx.reference is not None:  # the KL anchor is part of the run's state, reset or not
+            extra["reference"] = self.ctx.reference.state_dict()
+        save_checkpoint(self.run.path("checkpoints"), step, model=self.ctx.policy, tokenizer=self.ctx.tokenizer,
+                        trainer_state=self.ctx.trainer.state_dict(), extra=extra,
+                        keep_last=self.cfg.checkpoint.keep_last, run=self.run, annotate=self._annotate)
+
+    def restore(self, ckpt: Path) -> int:
+        from reasonrl.train.checkpoint import load_trainer_state, restore_rng
+
+        state = load_trainer_state(ckpt)
+        self.ctx.trainer.load_state_dict(state["trainer"])
+        restore_rng(state["rng"])
+        if self.ctx.reference is not None:
+            reference = state["extra"].get("reference")
+            if reference is None:
+                raise KeyError(f"{ckpt} holds no KL reference (rl.beta > 0 needs one to resume exactly)")
+            self.ctx.reference.load_state_dict(reference)
+        return int(state["step"])
+
+    def export(self, directory: Path) -> None:
+        from reasonrl.train.checkpoint import check_finite
+
+        check_finite(self.ctx.policy)
+        self.ctx.policy.save_pretrained(directory)
+        self.ctx.tokenizer.save_pretrained(directory)
+        self._annotate(directory)
+
+    def _annotate(self, directory: Path) -> None:
+        from reasonrl.rl.rollout import record_prompt_format
+
+        record_prompt_format(directory, self.ctx.prompt.format)
+
+    def stop_early(self, metrics: dict[str, Any]) -> bool:
+        return False
+
+    @contextlib.contextmanager
+    def resources(self):
+        from reasonrl.rewards import RewardRuntime
+
+        with RewardRuntime(self.cfg.rewards, timeout_s=self.cfg.reward_timeout_s) as runtime:
+            self.ctx.scorer = runtime
+            yield runtime
+
+
+def build_context(cfg: RLConfig, run, ckpt: Path | None, train: list[dict]):
+    """Policy (from the checkpoint when resuming), reference, trainer and sampler for the step."""
+    import dataclasses
+
+    from reasonrl.rl.rollout import PromptSpec, resolve_prompt_format
+    from reasonrl.rl.step import RLContext
+    from reasonrl.sampler.backends import make_sampler
+    from reasonrl.train.loop import Trainer
+
+    policy, tokenizer = load_policy_and_tokenizer(cfg, ckpt)
+    reference = _frozen_copy(policy) if cfg.rl.beta > 0 else None
+    actor = policy
+    if cfg.rl.algorithm == "ppo":
+        from reasonrl.rl.ppo import ActorCritic
+
+        policy = ActorCritic.create(actor, ckpt)
+    steps = cfg.rl.optimizer_steps()
+    optim = cfg.optim if cfg.optim.total_steps else dataclasses.replace(cfg.optim, total_steps=steps)
+    fmt = resolve_prompt_format(cfg.data.prompt_format, cfg.model.path, actor)
+    return RLContext(rl=cfg.rl, seed=cfg.run.seed, grad_accum=cfg.optim.grad_accum, policy=policy, actor=actor,
+                     reference=reference, tokenizer=tokenizer, trainer=Trainer(policy, optim, run),
+                     sampler=make_sampler(cfg.rl.sampler, actor, tokenizer), scorer=None, reward_spec=cfg.rewards,
+                     train_examples=train, prompt=PromptSpec(fmt, cfg.data.prefill, cfg.data.system))
+
+
+def load_policy_and_tokenizer(cfg: RLConfig, ckpt: Path | None):
+    """The policy and its own tokenizer; a checkpoint, when resuming, replaces model.path."""
+    from reasonrl.model import load_policy
+    from reasonrl.model.hf_policy import load_tokenizer
+
+    source = str(ckpt) if ckpt is not None else cfg.model.path
+    gguf = None if ckpt is not None else cfg.model.gguf_file
+    return load_policy(source, gguf_file=gguf).float(), load_tokenizer(source, gguf_file=gguf)
+
+
+def _frozen_copy(model):
+    import copy
+
+    ref = copy.deepcopy(model)
+    ref.requires_grad_(False)
+    return ref.eval()
+
+
+def maybe_reset_reference(ctx, step: int) -> None:
+    every = ctx.rl.ref_reset_every
+    if ctx.reference is not None and every and step % every == 0:
+        ctx.reference.load_state_dict(ctx.actor.state_dict())
+
+
+class ZeroSpreadMonitor:
+    """Warns once when every group's rewards have been equal for `patience` steps in a row: the
+    gradient is then exactly zero, and peers train on silently."""
+
+    def __init__(self, patience: int, run):
+        self.patience, self.run, self.streak, self.warned = patience, run, 0, False
+
+    def observe(self, step: int, metrics: dict[str, Any]) -> None:
+        self.streak = self.streak + 1 if metrics.get("zero_std_frac", 0.0) >= 1.0 else 0
+        if self.warned or not self.patience or self.streak < self.patience:
+            return
+        self.warned = True
+        self.run.warn(zero_spread_message(step, self.streak, metrics))
+
+
+def zero_spread_message(step: int, streak: int, metrics: dict[str, Any]) -> str:
+    failures = ", ".join(f"{key.removeprefix('reward/')}={value:.2f}" for key, value in sorted(metrics.items())
+                         if key.endswith(("/none_frac", "/timeout_frac", "/error_frac")) and value > 0)
+    mean = metrics.get("reward/mean", 0.0)
+    cause = ("no completion earned any reward: likely none matched the answer format (try data.prefill='<think>', "
+             "a chat prompt format, a format reward, or more max_new_tokens)" if mean == 0 else
+             "every completion of each prompt scored the same (prompts too easy or too hard for this policy)")
+    return (f"step {step}: rewards had zero spread within every group for {streak} steps in a row, so the policy "
+            f"gradient is 0; {cause}; verifier failures: {failures or 'none'}")
+
+
+def step_metrics(batch, stats: dict[str, float]) -> dict[str, float]:
+    """The registered metrics.jsonl keys for one step (docs/design.md)."""
+    from reasonrl.eval.analytics import language_mixing_rate, reflection_rate, response_length_stats
+
+    accuracy = batch.components.get("accuracy")
+    correct = [bool(v) and v > 0 for v in accuracy] if accuracy is not None else None
+    metrics = {k: v for k, v in batch.reward_metrics.items() if k not in ("reward/mean", "reward/std")}
+    for name, values in batch.components.items():  # over the rows kept (dynamic sampling drops some)
+        scored = [v for v in values if v is not None]
+        metrics[f"reward/{name}"] = sum(scored) / len(scored) if scored else 0.0
+    metrics["reward/mean"] = float(batch.rewards.mean())
+    metrics["reward/std"] = float(batch.rewards.std()) if len(batch) > 1 else 0.0
+    if correct is not None:
+        metrics["accuracy"] = sum(correct) / len(correct)
+    metrics.update(response_length_stats(batch.lengths, correct))
+    metrics["truncated_frac"] = sum(batch.truncated) / len(batch)
+    metrics["reflection_rate"] = reflection_rate(batch.texts)
+    metrics["lang_mix_rate"] = language_mixing_rate(batch.texts)
+    metrics["tokens_per_s/gen"] = batch.gen_tokens_per_s
+    metrics.update(batch.timings)
+    for key in ("loss", "kl", "clip_frac/low", "clip_frac/high", "entropy", "lr", "grad_norm",
+                "moe/load_max_over_mean", "value_loss", "skipped_steps", "zero_std_frac", "sampling_rounds",
+                "time/ref", "time/update", "tokens_per_s/train"):
+        if key in stats:
+            metrics[key] = stats[key]
     return metrics
+
+
+def write_samples(run, step: int, batch, limit: int = 8) -> None:
+    rows = []
+    for i in range(min(limit, len(batch))):
+        ex = batch.examples[i]
+        rows.append({"step": step, "id": ex.get("id"), "prompt": batch.prompts[i], "answer": ex.get("answer"),
+                     "completion": batch.texts[i], "reward": float(batch.rewards[i]),
+                     "rewards": {k: v[i] for k, v in batch.components.items()}})
+    run.log_samples(rows)

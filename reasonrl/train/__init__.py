@@ -1,7 +1,6 @@
 """Training machinery shared by every stage: the optimisation loop and atomic checkpoints.
 
-Names are exported lazily because `reasonrl.runlog` imports `reasonrl.train.distributed`, and
-that must not pull in torch.
+Names are exported lazily so that importing the package does not pull in torch.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from typing import Any
 
 _EXPORTS = {
     "OptimConfig": "loop", "Trainer": "loop", "make_optimizer": "loop", "lr_at": "loop",
-    "seed_for": "loop", "step_generator": "loop",
     "save_checkpoint": "checkpoint", "latest_checkpoint": "checkpoint", "load_trainer_state": "checkpoint",
     "restore_rng": "checkpoint", "NonFiniteWeightsError": "checkpoint",
 }

@@ -18,13 +18,14 @@ import random
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from reasonrl.errors import StageError
 from reasonrl.runlog import Run
-from reasonrl.train.distributed import is_main_process
+from reasonrl.ranks import is_main_process
 
 COMPLETE = "COMPLETE"
 TRAINER_STATE = "trainer_state.pt"
@@ -32,7 +33,7 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 _TMP_PREFIX = ".tmp-"
 
 
-class NonFiniteWeightsError(RuntimeError):
+class NonFiniteWeightsError(StageError):
     """Raised instead of saving a model whose weights contain NaN or inf."""
 
 
@@ -79,14 +80,16 @@ def check_finite(model: torch.nn.Module) -> None:
 
 def save_checkpoint(ckpt_root: str | os.PathLike, step: int, *, model: torch.nn.Module, tokenizer: Any = None,
                     trainer_state: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
-                    keep_last: int = 2, run: Run | None = None) -> Path:
+                    keep_last: int = 2, run: Run | None = None,
+                    annotate: Callable[[Path], None] | None = None) -> Path:
     """Write `ckpt_root/step-{step:08d}` atomically and prune older ones beyond `keep_last`
-    (0 keeps all). Call it on every rank: only rank 0 writes, the others wait for it."""
+    (0 keeps all). `annotate(dir)` adds the stage's own files (e.g. the prompt format) before the
+    checkpoint is marked complete. Call it on every rank: only rank 0 writes, the others wait."""
     check_finite(model)
     root = Path(ckpt_root)
     final = root / f"step-{step:08d}"
     if is_main_process():
-        _write_checkpoint(root, final, step, model, tokenizer, trainer_state, extra)
+        _write_checkpoint(root, final, step, model, tokenizer, trainer_state, extra, annotate)
         removed = prune_checkpoints(root, keep_last)
         (run or Run.null()).print(f"saved checkpoint {final}" + (f" (removed {len(removed)} older)" if removed else ""))
     _barrier()
@@ -94,7 +97,8 @@ def save_checkpoint(ckpt_root: str | os.PathLike, step: int, *, model: torch.nn.
 
 
 def _write_checkpoint(root: Path, final: Path, step: int, model: torch.nn.Module, tokenizer: Any,
-                      trainer_state: dict[str, Any] | None, extra: dict[str, Any] | None) -> None:
+                      trainer_state: dict[str, Any] | None, extra: dict[str, Any] | None,
+                      annotate: Callable[[Path], None] | None) -> None:
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
     if tmp.exists():
@@ -103,6 +107,8 @@ def _write_checkpoint(root: Path, final: Path, step: int, model: torch.nn.Module
     model.save_pretrained(str(tmp))
     if tokenizer is not None:
         tokenizer.save_pretrained(str(tmp))
+    if annotate is not None:
+        annotate(tmp)
     state = {"format": 1, "step": step, "trainer": trainer_state, "rng": rng_state(), "extra": extra or {}}
     torch.save(state, tmp / TRAINER_STATE)
     _fsync_tree(tmp)
@@ -156,12 +162,19 @@ def latest_checkpoint(ckpt_root: str | os.PathLike, *, clean_stale: bool = True)
     process that owns the run at start-up) rank 0 also deletes temp dirs left by a crash;
     an observer reading while training runs passes `clean_stale=False`."""
     root = Path(ckpt_root)
-    if clean_stale and is_main_process() and root.is_dir():
+    if clean_stale:
+        remove_stale_temps(root)
+    found = complete_checkpoints(root)
+    return found[-1] if found else None
+
+
+def remove_stale_temps(ckpt_root: str | os.PathLike) -> None:
+    """Delete the temp dirs a crash left (half-written or half-deleted checkpoints); rank 0 only."""
+    root = Path(ckpt_root)
+    if is_main_process() and root.is_dir():
         for path in root.iterdir():
             if path.name.startswith(_TMP_PREFIX) and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
-    found = complete_checkpoints(root)
-    return found[-1] if found else None
 
 
 def load_trainer_state(path: str | os.PathLike) -> dict[str, Any]:

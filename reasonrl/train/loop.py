@@ -9,13 +9,14 @@ run draws exactly what an uninterrupted one would.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import torch
 
+from reasonrl.config import opt
+from reasonrl.errors import StageError
 from reasonrl.runlog import Run
 
 LossFn = Callable[[torch.nn.Module, Any], "tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]"]
@@ -23,24 +24,18 @@ LossFn = Callable[[torch.nn.Module, Any], "tuple[torch.Tensor, dict[str, Any], t
 
 @dataclass
 class OptimConfig:
-    lr: float = field(default=3e-4, metadata={"help": "peak learning rate"})
-    weight_decay: float = field(default=0.1,
-                                metadata={"help": "AdamW weight decay (matrices only; never norms, biases or 1-D params)"})
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95],
-                               metadata={"help": "AdamW betas [beta1, beta2]"})
-    eps: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
-    warmup_steps: int = field(default=0, metadata={"help": "linear warmup steps before the cosine decay"})
-    total_steps: int = field(default=0,
-                             metadata={"help": "length of the schedule in optimizer steps (0: constant lr after warmup)"})
-    min_lr_ratio: float = field(default=0.1,
-                                metadata={"help": "the cosine decays to lr * min_lr_ratio at total_steps"})
-    grad_clip: float = field(default=1.0,
-                             metadata={"help": "clip the global gradient norm to this value (0 disables clipping)"})
-    grad_accum: int = field(default=1, metadata={"help": "microbatches accumulated into one optimizer step"})
-    moe_bias_gamma: float = field(default=0.001,
-                                  metadata={"help": "MoE auxiliary-loss-free bias update speed (0 disables it)"})
-    skip_nonfinite: bool = field(default=True,
-                                 metadata={"help": "skip the optimizer step when the loss or gradient norm is NaN/inf"})
+    lr: float = opt(3e-4, "peak learning rate", gt=0)
+    weight_decay: float = opt(0.1, "AdamW weight decay (matrices only; never norms, biases or 1-D params)", ge=0)
+    betas: list[float] = opt(factory=lambda: [0.9, 0.95], help="AdamW betas [beta1, beta2]", ge=0, lt=1, length=2)
+    eps: float = opt(1e-8, "AdamW epsilon", gt=0)
+    warmup_steps: int = opt(0, "linear warmup steps before the cosine decay", ge=0)
+    total_steps: int = opt(0, "length of the schedule in optimizer steps (0: the stage's own step count)", ge=0)
+    min_lr_ratio: float = opt(0.1, "the cosine decays to lr * min_lr_ratio at total_steps", ge=0, le=1)
+    grad_clip: float = opt(1.0, "clip the global gradient norm to this value (0 disables clipping)", ge=0)
+    grad_accum: int = opt(1, "microbatches accumulated into one optimizer step", ge=1)
+    moe_bias_gamma: float = opt(0.001, "MoE auxiliary-loss-free bias update speed (0 disables it)", ge=0)
+    skip_nonfinite: bool = opt(True, "skip the optimizer step when the loss or gradient norm is NaN/inf")
+    max_consecutive_skips: int = opt(5, "stop the run (exit 1) after this many skipped steps in a row", ge=1)
 
 
 # ---- schedule and optimizer ---------------------------------------------------------------------
@@ -78,21 +73,6 @@ def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Adam
     groups = [g for g in groups if g["params"]]
     betas = (float(cfg.betas[0]), float(cfg.betas[1]))
     return torch.optim.AdamW(groups, lr=lr_at(0, cfg), betas=betas, eps=cfg.eps)
-
-
-# ---- per-step randomness ------------------------------------------------------------------------
-def seed_for(seed: int, step: int, stream: str = "default") -> int:
-    """A 63-bit seed that depends only on (seed, step, stream); a hash rather than seed + step so
-    neighbouring runs and streams never share sequences."""
-    digest = hashlib.sha256(f"reasonrl:{seed}:{step}:{stream}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-def step_generator(seed: int, step: int, stream: str = "default",
-                   device: str | torch.device = "cpu") -> torch.Generator:
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed_for(seed, step, stream))
-    return gen
 
 
 # ---- distributed helpers ------------------------------------------------------------------------
@@ -138,6 +118,7 @@ class Trainer:
         self.optimizer = make_optimizer(_unwrap(model), cfg)
         self.step_count = 0
         self.skipped_steps = 0
+        self.consecutive_skips = 0
 
     @property
     def params(self) -> list[torch.nn.Parameter]:
@@ -156,6 +137,7 @@ class Trainer:
             self._skip(loss, grad_norm)
         else:
             self._apply(lr, load)
+            self.consecutive_skips = 0
         self.step_count += 1
         metrics = {k: v / len(batches) for k, v in sums.items()}
         metrics.update(loss=loss, grad_norm=grad_norm, lr=lr, skipped=float(skipped),
@@ -202,6 +184,11 @@ class Trainer:
     def _skip(self, loss: float, grad_norm: float) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         self.skipped_steps += 1
+        self.consecutive_skips += 1
+        if self.consecutive_skips >= self.cfg.max_consecutive_skips:
+            raise StageError(f"training diverged: {self.consecutive_skips} optimizer steps in a row had a non-finite "
+                             f"loss ({loss}) or gradient norm ({grad_norm}); the last checkpoint is kept (lower "
+                             "optim.lr or raise optim.max_consecutive_skips)")
         self.run.warn(f"step {self.step_count}: non-finite loss ({loss}) or grad norm ({grad_norm}); "
                       f"optimizer step skipped ({self.skipped_steps} skipped so far)")
 
@@ -216,9 +203,10 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "step": self.step_count,
-                "skipped_steps": self.skipped_steps}
+                "skipped_steps": self.skipped_steps, "consecutive_skips": self.consecutive_skips}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step_count = int(state["step"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.consecutive_skips = int(state.get("consecutive_skips", 0))

@@ -1,18 +1,16 @@
 """Splitting a GRPO minibatch into optim.grad_accum microbatches leaves the gradient unchanged."""
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 
 from reasonrl.model import create
-from reasonrl.rl.grpo import grpo_loss, split_micro
+from reasonrl.rl.config import RLSection
+from reasonrl.rl.step import surrogate_loss
+from reasonrl.rl.update import split_micro
 
 
-def cfg(aggregation, grad_accum):
-    rl = SimpleNamespace(temperature=1.0, eps_low=0.2, eps_high=0.2, beta=0.04, aggregation=aggregation,
-                         max_new_tokens=6)
-    return SimpleNamespace(rl=rl, optim=SimpleNamespace(grad_accum=grad_accum))
+def rl_section(aggregation):
+    return RLSection(temperature=1.0, eps_low=0.2, eps_high=0.2, beta=0.04, aggregation=aggregation, max_new_tokens=6)
 
 
 def minibatch(model):
@@ -28,10 +26,10 @@ def minibatch(model):
             "adv": torch.tensor([1.0, -0.5, 0.25, -1.0]), "ref": logp - 0.1}
 
 
-def grads(model, mbs, config):
+def grads(model, mbs, rl):
     model.zero_grad()
     for mb in mbs:
-        (grpo_loss(model, mb, config)[0] / len(mbs)).backward()
+        (surrogate_loss(model, mb, rl)[0] / len(mbs)).backward()
     return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
 
@@ -39,7 +37,8 @@ def grads(model, mbs, config):
 def test_microbatches_give_the_minibatch_gradient(aggregation):
     model = create("tiny", seed=0, vocab_size=64)
     mb = minibatch(model)
-    whole = grads(model, split_micro(mb, cfg(aggregation, 1)), cfg(aggregation, 1))
-    split = grads(model, split_micro(mb, cfg(aggregation, 2)), cfg(aggregation, 2))
-    assert len(split_micro(mb, cfg(aggregation, 2))) == 2
+    rl = rl_section(aggregation)
+    whole = grads(model, split_micro(mb, 1), rl)
+    split = grads(model, split_micro(mb, 2), rl)
+    assert len(split_micro(mb, 2)) == 2
     assert torch.allclose(whole, split, atol=1e-6, rtol=1e-4)

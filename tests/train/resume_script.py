@@ -16,7 +16,8 @@ from safetensors.torch import save_file
 
 from reasonrl.runlog import Run
 from reasonrl.train.checkpoint import latest_checkpoint, load_trainer_state, restore_rng, save_checkpoint
-from reasonrl.train.loop import OptimConfig, Trainer, step_generator
+from reasonrl.seeding import step_generator
+from reasonrl.train.loop import OptimConfig, Trainer
 from tests.train.toy import ToyModel
 
 

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from reasonrl.train.loop import OptimConfig, Trainer, lr_at, make_optimizer, seed_for, step_generator
+from reasonrl.seeding import seed_for, step_generator
+from reasonrl.train.loop import OptimConfig, Trainer, lr_at, make_optimizer
 from tests.train.toy import ToyModel, mse_loss_fn
 
 

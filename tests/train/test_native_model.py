@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from reasonrl import model as native
 from reasonrl.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
-from reasonrl.train.loop import OptimConfig, Trainer, step_generator
+from reasonrl.seeding import step_generator
+from reasonrl.train.loop import OptimConfig, Trainer
 
 
 def _lm_loss(model, ids):

@@ -1,0 +1,162 @@
+"""One RL step, for every algorithm in the table: sample groups, score, advantages, updates.
+
+    ctx   = RLContext(rl=cfg.rl, policy=..., sampler=..., scorer=..., ...)   # built by the rl stage
+    batch, stats = ALGORITHMS[ctx.rl.algorithm](ctx, step)
+
+GRPO, GSPO and CISPO are critic-free siblings that differ only in their surrogate loss (the
+`POLICY_LOSSES` table of rl/losses.py); PPO adds a value head and GAE (rl/ppo.py). Each step reads
+only `ctx.rl` and what the context carries, never a stage's config.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import torch
+
+from reasonrl.rl.config import RLSection
+from reasonrl.rl.rollout import PromptSpec, RolloutBatch, Scorer, collect, concat, select_rows
+from reasonrl.rl.update import loss_mask, minibatch_updates, policy_forward, reference_logprobs
+from reasonrl.sampler.backends import Sampler
+from reasonrl.seeding import seed_for
+
+StepStats = dict[str, float]
+LossFn = Callable[[torch.nn.Module, dict], "tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]"]
+
+
+class Trainer(Protocol):
+    """One optimizer step over the microbatches of a minibatch (reasonrl.train.loop.Trainer)."""
+
+    def step(self, loss_fn: LossFn, microbatches: list[dict]) -> dict[str, float]: ...
+
+
+@dataclass
+class RLContext:
+    """What a step needs; built once by the rl stage."""
+
+    rl: RLSection
+    seed: int
+    grad_accum: int
+    policy: torch.nn.Module  # what the optimizer trains (an ActorCritic for PPO)
+    actor: torch.nn.Module  # what samples (the policy itself, or the ActorCritic's actor)
+    reference: torch.nn.Module | None
+    tokenizer: Any
+    trainer: Trainer
+    sampler: Sampler
+    scorer: Scorer
+    reward_spec: dict
+    train_examples: list[dict]
+    prompt: PromptSpec
+
+
+def sampling_options(rl: RLSection) -> dict:
+    return {"max_new_tokens": rl.max_new_tokens, "temperature": rl.temperature, "top_p": rl.top_p,
+            "stop_strings": list(rl.stop_strings) or None}
+
+
+def prompt_batch(ctx: RLContext, step: int, round_: int) -> list[dict]:
+    from reasonrl.data_utils import batch_indices
+
+    P = ctx.rl.prompts_per_step
+    index = batch_indices(len(ctx.train_examples), P, step * ctx.rl.max_sampling_rounds + round_, ctx.seed)
+    return [ctx.train_examples[i] for i in index.tolist()]
+
+
+def sample_round(ctx: RLContext, step: int, round_: int) -> RolloutBatch:
+    return collect(ctx.sampler, ctx.scorer, ctx.tokenizer, prompt_batch(ctx, step, round_), group_size=ctx.rl.group_size,
+                   prompt=ctx.prompt, sampling=sampling_options(ctx.rl),
+                   seed=seed_for(ctx.seed, step, f"sample{round_ + 1}"), reward_spec=ctx.reward_spec)
+
+
+def gather(ctx: RLContext, step: int) -> tuple[RolloutBatch, torch.Tensor, StepStats]:
+    """Rollouts for one step. With dynamic sampling, groups whose rewards are all equal carry no
+    signal and are dropped; sampling continues (up to max_sampling_rounds) until the batch is full."""
+    from reasonrl.rl.advantages import group_advantages
+
+    rl, G = ctx.rl, ctx.rl.group_size
+    kept: list[RolloutBatch] = []
+    n_groups, zero_std, rounds = 0, [], 0
+    for rounds in range(1, rl.max_sampling_rounds + 1):
+        batch = sample_round(ctx, step, rounds - 1)
+        _, info = group_advantages(batch.rewards, G, rl.advantage)
+        zero_std.append(info["zero_std_frac"])
+        if not rl.dynamic_sampling:
+            kept, n_groups = [batch], len(batch) // G
+            break
+        groups = [g for g in range(len(batch) // G) if batch.rewards[g * G:(g + 1) * G].std() > 0]
+        groups = groups[: rl.prompts_per_step - n_groups]
+        if groups:
+            kept.append(select_rows(batch, [g * G + i for g in groups for i in range(G)]))
+            n_groups += len(groups)
+        if n_groups >= rl.prompts_per_step:
+            break
+    if not kept:  # nothing informative this step: train on the last round (its advantages are 0)
+        kept = [batch]
+    batch = concat(kept, ctx.tokenizer.pad_token_id)
+    adv, _ = group_advantages(batch.rewards, G, rl.advantage)
+    return batch, adv, {"zero_std_frac": sum(zero_std) / len(zero_std), "sampling_rounds": float(rounds)}
+
+
+def critic_free_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats]:
+    """GRPO / GSPO / CISPO: group-relative advantages, then mu passes of the surrogate loss."""
+    batch, adv, extra = gather(ctx, step)
+    t0 = time.perf_counter()
+    ref = reference_logprobs(ctx.reference, batch.ids, ctx.rl.temperature, ctx.rl.minibatch_size or len(batch))
+    t1 = time.perf_counter()
+    tensors = {"ids": batch.ids, "mask": loss_mask(batch, ctx.rl.overlong_filter), "old": batch.old_logp,
+               "adv": adv, "ref": ref}
+    stats = minibatch_updates(ctx, step, tensors, lambda model, mb: surrogate_loss(model, mb, ctx.rl))
+    ctx.sampler.sync(ctx.actor)
+    t2 = time.perf_counter()
+    extra.update({"time/ref": t1 - t0, "time/update": t2 - t1,
+                  "tokens_per_s/train": float(batch.mask.sum()) * ctx.rl.mu / max(t2 - t1, 1e-9)})
+    return batch, {**stats, **extra}
+
+
+def surrogate_loss(model, mb: dict, rl: RLSection) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]:
+    from reasonrl.rl.losses import POLICY_LOSSES
+
+    logp, entropy, load = policy_forward(model, mb["ids"], rl.temperature)
+    loss, metrics = POLICY_LOSSES[rl.algorithm](
+        logp, mb["old"], mb["adv"], mb["mask"], **loss_options(rl),
+        ref_logp=mb["ref"], num_tokens=mb["num_tokens"] if rl.aggregation == "token_mean" else None)
+    tokens = mb["mask"].sum().clamp(min=1)
+    metrics["entropy"] = (entropy * mb["mask"]).sum() / tokens
+    return loss, metrics, load
+
+
+def loss_options(rl: RLSection) -> dict[str, Any]:
+    """The config's loss keys; clip ranges left null fall to the algorithm's published defaults."""
+    return {"beta": rl.beta, "aggregation": rl.aggregation, "max_len": rl.max_new_tokens, **rl.clip_options()}
+
+
+def ppo_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats]:
+    """Sample, score, estimate values, GAE, then mu passes of clipped actor + value updates."""
+    from reasonrl.rl.ppo import ppo_advantages, ppo_loss
+
+    batch = sample_round(ctx, step, 0)
+    t0 = time.perf_counter()
+    chunk = ctx.rl.minibatch_size or len(batch)
+    with torch.no_grad():
+        values = torch.cat([ctx.policy.values(c)[:, :-1] for c in batch.ids.split(chunk)])
+    ref = reference_logprobs(ctx.reference, batch.ids, ctx.rl.temperature, chunk)
+    t1 = time.perf_counter()
+    adv, returns = ppo_advantages(ctx.rl, batch, values, ref)
+    tensors = {"ids": batch.ids, "mask": batch.mask, "old": batch.old_logp, "adv": adv, "ret": returns, "old_v": values}
+    stats = minibatch_updates(ctx, step, tensors, lambda model, mb: ppo_loss(model, mb, ctx.rl))
+    ctx.sampler.sync(ctx.actor)
+    t2 = time.perf_counter()
+    return batch, {**stats, "time/ref": t1 - t0, "time/update": t2 - t1,
+                   "tokens_per_s/train": float(batch.mask.sum()) * ctx.rl.mu / max(t2 - t1, 1e-9)}
+
+
+# algorithm name -> step; the names are the `rl.algorithm` Literal of rl/config.py
+ALGORITHMS: dict[str, Callable[[RLContext, int], tuple[RolloutBatch, StepStats]]] = {
+    "grpo": critic_free_step,
+    "gspo": critic_free_step,
+    "gspo_token": critic_free_step,
+    "cispo": critic_free_step,
+    "ppo": ppo_step,
+}

@@ -1,0 +1,79 @@
+"""The update machinery every RL algorithm shares: loss masks, reference log-probs, and mu passes
+of minibatch optimizer steps split into microbatches.
+
+    tensors = {"ids": ..., "mask": ..., "old": ..., "adv": ..., "ref": ...}
+    stats = minibatch_updates(ctx, step, tensors, loss_fn)   # loss_fn(model, microbatch) -> (loss, metrics, load)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from reasonrl.rl.rollout import RolloutBatch
+from reasonrl.seeding import seed_for
+
+
+def loss_mask(batch: RolloutBatch, overlong_filter: bool) -> torch.Tensor:
+    """Completion-token mask; DAPO overlong filtering masks truncated samples out entirely."""
+    if not overlong_filter:
+        return batch.mask
+    keep = torch.tensor([not t for t in batch.truncated], dtype=batch.mask.dtype)
+    return batch.mask * keep[:, None]
+
+
+@torch.no_grad()
+def reference_logprobs(reference: torch.nn.Module | None, ids: torch.Tensor, temperature: float,
+                       chunk_rows: int) -> torch.Tensor | None:
+    """Token log-probs of ids[:, 1:] under the frozen reference, in chunks of `chunk_rows` rows."""
+    from reasonrl.rl.losses import token_logprobs
+
+    if reference is None:
+        return None
+    out = [token_logprobs(reference(chunk)[:, :-1], chunk[:, 1:], temperature) for chunk in ids.split(chunk_rows)]
+    return torch.cat(out)
+
+
+def minibatch_updates(ctx: Any, step: int, tensors: dict, loss_fn: Callable) -> dict[str, float]:
+    """mu passes over the rows of `tensors` in minibatches of `rl.minibatch_size` rows, one optimizer
+    step each (split into `ctx.grad_accum` microbatches); returns the metrics averaged over steps.
+    Passes after the first visit the rows in an order drawn from (seed, step, pass)."""
+    rl = ctx.rl
+    n = len(tensors["ids"])
+    size = rl.minibatch_size or n
+    totals: dict[str, float] = {}
+    count = 0
+    for epoch in range(rl.mu):
+        order = torch.arange(n) if epoch == 0 else torch.randperm(
+            n, generator=torch.Generator().manual_seed(seed_for(ctx.seed, step, f"pass{epoch}")))
+        for start in range(0, n, size):
+            rows = order[start:start + size]
+            mb = {k: None if v is None else v[rows] for k, v in tensors.items()}
+            for key, value in ctx.trainer.step(loss_fn, split_micro(mb, ctx.grad_accum)).items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+            count += 1
+    return {k: v / count for k, v in totals.items()}
+
+
+def split_micro(mb: dict, grad_accum: int) -> list[dict]:
+    """`grad_accum` microbatches of one minibatch (lower peak memory, same update). Each carries
+    `num_tokens`, the minibatch's token count over the number of microbatches: a token-mean loss
+    divided by it, averaged by the trainer, is the token mean of the whole minibatch."""
+    n = max(1, min(grad_accum, len(mb["ids"])))
+    chunks = [{k: (None if v is None else v.tensor_split(n)[i]) for k, v in mb.items()} for i in range(n)]
+    for chunk in chunks:
+        chunk["num_tokens"] = float(mb["mask"].sum()) / n
+    return chunks
+
+
+def policy_forward(model, ids: torch.Tensor, temperature: float):
+    """Token log-probs (and MoE loads / entropy) of the targets ids[:, 1:]."""
+    from reasonrl.rl.losses import token_entropy, token_logprobs
+
+    out = model.forward_train(ids)
+    logits = out.logits[:, :-1]
+    logp = token_logprobs(logits, ids[:, 1:], temperature)
+    with torch.no_grad():
+        entropy = token_entropy(logits.detach(), temperature)
+    return logp, entropy, getattr(out, "moe_load", None)

@@ -1,0 +1,255 @@
+"""The one stage runner: every training stage (pretrain, rl, and the ones built on them) is a
+`StageProgram` that this module drives through the same life cycle:
+
+    refuse what cannot work (torchrun before distributed training exists, a changed config)
+    -> open the latest readable checkpoint (falling back past a corrupt one) or build fresh
+    -> write config.yaml / environment.json, drop log rows of steps not in the checkpoint
+    -> step loop: progress bar, periodic evaluation, checkpoints, Ctrl-C checkpoint
+    -> final evaluation (once), the final `model/`, the stage marked complete -> StageResult
+
+Nothing is written before the config is validated and the program is built, so bad input
+leaves an existing run directory as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Protocol
+
+from reasonrl.errors import StageError
+from reasonrl.stages.common import StageResult
+
+STAGE_FILE = "stage.json"  # written last: the stage is complete, with its outputs and metrics
+IGNORED_CHANGES = ("run.quiet", "run.allow_config_change", "run.dir", "run.name")
+
+
+class StageProgram(Protocol):
+    """What a stage hands the runner: a model in training plus how to step, evaluate and save it."""
+
+    total_steps: int
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        """One optimizer step (or one RL step) with 0-based index `step`; returns its metrics."""
+
+    def evaluate(self) -> dict[str, float]:
+        """Held-out metrics (`eval/...` keys); must not draw from the global RNG streams."""
+
+    def save_checkpoint(self, step: int) -> None:
+        """Write a complete checkpoint for `step` finished steps."""
+
+    def restore(self, ckpt: Path) -> int:
+        """Load trainer state, RNG and the stage's extras from `ckpt`; return its step."""
+
+    def export(self, directory: Path) -> None:
+        """Write the final model directory (weights, tokenizer, prompt format)."""
+
+    def stop_early(self, metrics: dict[str, Any]) -> bool:
+        """True when the stage's own budget rule ends it before total_steps."""
+
+    def resources(self) -> ContextManager[Any]:
+        """Worker pools and the like, held for the loop and the final evaluation."""
+
+
+Build = Callable[[Any, Any, "Path | None"], StageProgram]  # (cfg, run, checkpoint or None) -> program
+
+
+@dataclass
+class Schedule:
+    eval_every: int  # 0: no periodic evaluation
+    eval_at_end: bool
+    checkpoint_every: int
+
+
+def run_stage(name: str, cfg: Any, build: Build, schedule: Schedule) -> StageResult:
+    from reasonrl.runlog import Run
+
+    refuse_multi_process(name)
+    run = Run(cfg.run.path, quiet=cfg.run.quiet, stage=name)
+    changed = check_config_change(run.dir, cfg, name)
+    done = None if changed else completed_result(run.dir)
+    if done is not None:
+        run.print(f"{name}: already complete in {run.dir} (nothing to train); outputs: {done.outputs}")
+        return done
+    program, start = open_program(cfg, run, build, name)
+    if start > program.total_steps:
+        raise StageError(f"{name}: the latest checkpoint is at step {start}, beyond the {program.total_steps} steps "
+                         "configured: nothing to train (raise the step budget or use a new run.name)")
+    record_run(run, cfg, name)
+    run.truncate_logs_after(start)
+    with program.resources():
+        metrics = step_loop(program, run, name, start, schedule)
+        final = run.path("model")
+        program.export(final)
+    result = StageResult({"model": str(final)}, metrics)
+    run.write_json(STAGE_FILE, {"stage": name, "steps": program.total_steps, "outputs": result.outputs,
+                                "metrics": _plain(metrics)})
+    run.print(f"{name}: model written to {final}")
+    return result
+
+
+def refuse_multi_process(name: str) -> None:
+    from reasonrl.ranks import world_size
+
+    if world_size() > 1:
+        raise StageError(f"{name}: launched with WORLD_SIZE={world_size()}, but distributed training is not "
+                         "implemented yet: run it as one process (without torchrun)")
+
+
+def check_config_change(run_dir: Path, cfg: Any, name: str) -> list[str]:
+    """A resumed run must train what it started with: list the keys that differ from the run's
+    config.yaml and refuse, unless run.allow_config_change is set."""
+    import yaml
+
+    from reasonrl.config import to_dict
+
+    recorded = run_dir / "config.yaml"
+    if not recorded.is_file():
+        return []
+    old = _flatten(yaml.safe_load(recorded.read_text(encoding="utf-8")) or {})
+    new = _flatten(to_dict(cfg))
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in IGNORED_CHANGES)
+    if not changed:
+        return []
+    shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:4])
+    more = f" (+{len(changed) - 4} more)" if len(changed) > 4 else ""
+    if not cfg.run.allow_config_change:
+        raise StageError(f"{name}: {run_dir} was started with another config ({shown}{more}); re-run with the same "
+                         "config, pick a new run.name, or pass --allow-config-change")
+    from reasonrl.runlog import Run
+
+    Run(None).warn(f"{name}: resuming {run_dir} with a changed config: {shown}{more}")
+    return changed
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value and all(isinstance(k, str) for k in value) and _is_section(prefix + key):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _is_section(key: str) -> bool:
+    # sections nest; free-form dict values (task options, rewards, overrides) compare whole
+    return key.count(".") == 0 and key not in ("rewards",)
+
+
+def completed_result(run_dir: Path) -> StageResult | None:
+    import json
+
+    marker = run_dir / STAGE_FILE
+    if not marker.is_file():
+        return None
+    info = json.loads(marker.read_text(encoding="utf-8"))
+    if not all(Path(p).exists() for p in info["outputs"].values()):
+        return None
+    return StageResult(info["outputs"], info["metrics"])
+
+
+def open_program(cfg: Any, run, build: Build, name: str) -> tuple[StageProgram, int]:
+    """Build from the newest readable checkpoint; an unreadable one (torn, empty, truncated) is
+    renamed `corrupt-step-N` with a warning and the previous one is tried, down to a fresh start."""
+    from reasonrl.train.checkpoint import complete_checkpoints, remove_stale_temps
+
+    root = run.path("checkpoints")
+    remove_stale_temps(root)  # before anything is written: a full disk must not block the restart
+    for ckpt in reversed(complete_checkpoints(root)):
+        try:
+            program = build(cfg, run, ckpt)
+            start = program.restore(ckpt)
+        except CHECKPOINT_ERRORS as exc:
+            aside = ckpt.with_name("corrupt-" + ckpt.name)
+            run.warn(f"{name}: checkpoint {ckpt} is unreadable ({type(exc).__name__}: {str(exc)[:120]}); "
+                     f"moved to {aside.name}, trying the previous one")
+            ckpt.rename(aside)
+            continue
+        run.print(f"{name}: resuming from {ckpt} (step {start})")
+        return program, start
+    return build(cfg, run, None), 0
+
+
+def _checkpoint_errors() -> tuple[type[BaseException], ...]:
+    import pickle
+
+    errors: list[type[BaseException]] = [OSError, EOFError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError]
+    with contextlib.suppress(ImportError):
+        from safetensors import SafetensorError
+
+        errors.append(SafetensorError)
+    return tuple(errors)
+
+
+CHECKPOINT_ERRORS = _checkpoint_errors()
+
+
+def record_run(run, cfg: Any, name: str) -> None:
+    from reasonrl.config import dump_yaml
+
+    run.write_text("config.yaml", f"# resolved config of `reasonrl {name}`; re-run with: reasonrl {name} <this file>\n"
+                   + dump_yaml(cfg))
+    run.write_environment()
+
+
+def step_loop(program: StageProgram, run, name: str, start: int, schedule: Schedule) -> dict[str, Any]:
+    """Steps start..total with evaluation and checkpoints. Ctrl-C writes a checkpoint holding
+    exactly the steps that finished (their metrics logged) and re-raises."""
+    total = program.total_steps
+    metrics: dict[str, Any] = {}
+    finished = logged = start
+    with run.progress(total, name) as bar:
+        bar.advance(start)
+        try:
+            for step in range(start, total):
+                metrics = program.train_step(step)
+                finished = step + 1
+                last = finished == total
+                if _eval_due(schedule, finished, last):
+                    metrics.update(_evaluate(program))
+                stop = program.stop_early(metrics)
+                run.log_metrics({"step": finished, **metrics})
+                logged = finished
+                bar.advance(1, **_progress_fields(metrics))
+                if last or stop or finished % schedule.checkpoint_every == 0:
+                    program.save_checkpoint(finished)
+                if stop:
+                    program.total_steps = finished
+                    break
+            if start == total:  # killed after the last checkpoint: its row (evaluation included) is logged
+                metrics = run.last_metrics()
+        except KeyboardInterrupt:
+            if finished > logged:
+                run.log_metrics({"step": finished, **{k: v for k, v in metrics.items() if not k.startswith("eval/")}})
+            run.print(f"{name}: interrupted; writing a checkpoint at step {finished}")
+            program.save_checkpoint(finished)
+            raise
+    return metrics
+
+
+def _eval_due(schedule: Schedule, finished: int, last: bool) -> bool:
+    if last:
+        return schedule.eval_at_end or bool(schedule.eval_every and finished % schedule.eval_every == 0)
+    return bool(schedule.eval_every) and finished % schedule.eval_every == 0
+
+
+def _evaluate(program: StageProgram) -> dict[str, float]:
+    import torch
+
+    # Evaluation draws its own seeded randomness; fork_rng keeps the training streams exactly where
+    # an uninterrupted run has them, whether or not this evaluation runs (resume, Ctrl-C).
+    with torch.random.fork_rng(devices=[]):
+        return program.evaluate()
+
+
+def _progress_fields(metrics: dict[str, Any]) -> dict[str, float]:
+    keys = {"loss": "loss", "reward/mean": "reward", "accuracy": "acc", "eval/accuracy": "eval"}
+    return {short: float(metrics[k]) for k, short in keys.items() if k in metrics}
+
+
+def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
+    from reasonrl.runlog import _jsonable
+
+    return {k: _jsonable(v) for k, v in metrics.items()}
