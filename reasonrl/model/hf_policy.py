@@ -106,6 +106,13 @@ class HFPolicy(nn.Module):
         logits = self.hf(input_ids=input_ids, use_cache=False).logits
         return TrainOutput(logits=logits, aux_loss=logits.new_zeros(()))
 
+    def hidden_states(self, input_ids, positions=None) -> torch.Tensor:
+        """Last hidden state after the final norm (B, T, d), without logits: the wrapped model's
+        decoder (`base_model`: `.model` for Llama/Qwen, `.transformer` for GPT-2) applies its own
+        final norm, so `hf.lm_head(hidden_states(ids))` is the forward's logits."""
+        kwargs = {} if positions is None else {"position_ids": positions}
+        return self.hf.base_model(input_ids=input_ids, use_cache=False, **kwargs).last_hidden_state
+
     def make_cache(self, batch_size: int, max_len: int):
         p = next(self.hf.parameters())
         if not self._fast_ok(max_len):

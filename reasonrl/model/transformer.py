@@ -104,6 +104,11 @@ class Transformer(nn.Module):
                 cache: LatentCache | None = None) -> torch.Tensor:
         return self.lm_head(self.norm(self._trunk(ids, positions, cache)[0]))
 
+    def hidden_states(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Last hidden state after the final norm (B, T, d), without computing logits (the
+        (B, T, V) projection is the expensive part for a value head): forward = lm_head of it."""
+        return self.norm(self._trunk(ids, positions)[0])
+
     def forward_hidden(self, ids, positions=None, cache=None) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (logits, last decoder layer output before the final norm): what MTP consumes."""
         h = self._trunk(ids, positions, cache)[0]

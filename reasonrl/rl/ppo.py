@@ -45,7 +45,7 @@ class ActorCritic(nn.Module):
 
     def values(self, ids: torch.Tensor) -> torch.Tensor:
         """V at every input position: (B, T)."""
-        return self.value_head(_hidden(self.critic, ids)).squeeze(-1)
+        return self.value_head(self.critic.hidden_states(ids)).squeeze(-1)
 
     def update_moe_bias(self, moe_load, gamma=None) -> None:
         if hasattr(self.actor, "update_moe_bias"):
@@ -72,14 +72,6 @@ def _untied(state: dict) -> dict:
 def _hidden_size(model) -> int:
     cfg = model.config
     return cfg.hidden_size
-
-
-def _hidden(model, ids: torch.Tensor) -> torch.Tensor:
-    if hasattr(model, "forward_hidden"):
-        _, hidden = model.forward_hidden(ids)
-        return model.norm(hidden)
-    hf = getattr(model, "hf", model)  # HFPolicy wraps the transformers model as .hf
-    return hf.model(input_ids=ids, use_cache=False).last_hidden_state  # final norm already applied
 
 
 def to_completion_layout(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -180,3 +180,18 @@ def test_casting_keeps_router_bias_and_rope_frequencies_fp32():
     out = m(torch.randint(0, 512, (1, 4)))
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
     assert any(n.endswith("e_score_correction_bias") for n, _ in m.named_buffers())
+
+
+@torch.no_grad()
+def test_hidden_states_are_the_final_normed_trunk():
+    # the Policy interface's hidden_states: lm_head of it is the forward's logits (what a value
+    # head reads instead of the logits); positions are passed through like forward's
+    m = _model({})
+    ids = torch.randint(0, m.config.vocab_size, (2, 9))
+    h = m.hidden_states(ids)
+    assert h.shape == (2, 9, m.config.hidden_size)
+    torch.testing.assert_close(m.lm_head(h), m(ids), atol=1e-5, rtol=0)
+    _, pre_norm = m.forward_hidden(ids)
+    torch.testing.assert_close(h, m.norm(pre_norm))
+    pos = torch.arange(3, 12).expand(2, -1)
+    torch.testing.assert_close(m.lm_head(m.hidden_states(ids, pos)), m(ids, pos), atol=1e-5, rtol=0)

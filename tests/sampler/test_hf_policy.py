@@ -128,3 +128,17 @@ def test_sliding_window_shorter_than_cache_uses_generic_path():
     cache = policy.make_cache(1, 10)
     with torch.no_grad():
         torch.testing.assert_close(policy(ids, cache=cache), policy(ids), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_hidden_states_give_the_forward_logits(name):
+    # Llama/Qwen keep the decoder as .model, GPT-2 as .transformer: hidden_states finds either
+    policy = HFPolicy(MODELS[name]())
+    ids = torch.tensor(random_prompts([7, 7]))
+    with torch.no_grad():
+        h = policy.hidden_states(ids)
+        assert h.shape == (2, 7, policy.config.hidden_size)
+        torch.testing.assert_close(policy.hf.lm_head(h), policy(ids), atol=1e-5, rtol=0)
+        pos = torch.arange(2, 9).expand(2, -1)
+        torch.testing.assert_close(policy.hf.lm_head(policy.hidden_states(ids, pos)),
+                                   policy(ids, positions=pos), atol=1e-5, rtol=0)
