@@ -192,61 +192,43 @@ def reasonrl_argv(model_dir: str, steps: int, threads: int, run_dir: str, extra=
 
 def reasonrl_worker(model_dir: str, steps: int, threads: int, work_dir: str, profile: bool = False,
                     extra=()) -> dict:
-    """`reasonrl rl` in this process (the CLI's own entry point), with timers around the phases of
-    a step: generation (sampler), gather (generation + rewards), update (reference + train)."""
-    import reasonrl.rl.grpo as grpo
-    import reasonrl.sampler as sampler
-    import reasonrl.stages.rl as stage
+    """`reasonrl rl` in this process (the CLI's own entry point); per-step phase times come from the
+    run's own metrics.jsonl (time/generate, time/reward, time/ref, time/update), as in any user run."""
     from reasonrl.cli import main
 
-    timer = Timer()
-    grpo.gather = timer.wrap("gen_reward", grpo.gather)
-    grpo.update = timer.wrap("train", grpo.update)
-    grpo.reference_logprobs = timer.wrap("reference", grpo.reference_logprobs)
-    sampler.generate = timer.wrap("generate", sampler.generate)
-    one_step = stage._one_step
-    profiler = _step_profiler() if profile else None
+    prof = None
+    if profile:
+        import cProfile
 
-    def step(ctx, run, index, *rest):
-        if profiler is not None:
-            profiler(index)
-        out = one_step(ctx, run, index, *rest)
-        timer.close_step(step_time_s=out["step_time_s"], length_mean=out["length/mean"])
-        return out
-
-    stage._one_step = step
+        prof = cProfile.Profile()
+        prof.enable()
     rc = main(reasonrl_argv(model_dir, steps, threads, work_dir, extra))
+    if prof is not None:
+        prof.disable()
     if rc:
         raise SystemExit(f"reasonrl rl failed with exit code {rc}")
     import torch
 
-    result = {"steps": timer.steps, **peak_rss_mb(), "torch_threads": torch.get_num_threads()}
-    if profiler is not None:
-        result["profile"] = profiler(None)
+    rows = [json.loads(line) for line in (Path(work_dir) / "bench" / "metrics.jsonl").read_text().splitlines()]
+    timed = [{"generate": r["time/generate"], "gen_reward": r["time/generate"] + r["time/reward"],
+              "reference": r.get("time/ref", 0.0), "train": r["time/update"], "step_time_s": r["step_time_s"],
+              "length_mean": r["length/mean"]} for r in rows if "time/generate" in r]
+    result = {"steps": timed, **peak_rss_mb(), "torch_threads": torch.get_num_threads()}
+    if prof is not None:
+        result["profile"] = _profile_text(prof)
     return result
 
 
-def _step_profiler():
-    """cProfile from step FIRST_TIMED on; returns the top functions when called with None."""
-    import cProfile
+def _profile_text(prof) -> str:
+    """The top functions of a cProfile run, by own time and by cumulative time."""
     import io
     import pstats
 
-    prof = cProfile.Profile()
-
-    def control(index):
-        if index == FIRST_TIMED - 1:
-            prof.enable()
-        if index is None:
-            prof.disable()
-            text = io.StringIO()
-            stats = pstats.Stats(prof, stream=text).sort_stats("tottime")
-            stats.print_stats(25)
-            stats.sort_stats("cumulative").print_stats(40)
-            return text.getvalue()
-        return None
-
-    return control
+    text = io.StringIO()
+    stats = pstats.Stats(prof, stream=text).sort_stats("tottime")
+    stats.print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+    return text.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,7 +258,7 @@ def summarise(result: dict) -> dict:
     return {"step_s": med("step_time_s"), "generate_s": med("generate"), "rest_s": rest,
             "length": statistics.mean(s["length_mean"] for s in timed), "rss_mb": result["peak_rss_mb"],
             "children_rss_mb": result["children_peak_rss_mb"], "n_timed": len(timed),
-            "rss_after_steps_mb": [round(x["rss_mb"]) for x in result["steps"]]}
+            "rss_after_steps_mb": [round(x["rss_mb"]) for x in result["steps"] if "rss_mb" in x]}
 
 
 NAMES = {"trl": "TRL GRPOTrainer (defaults: grad. checkpointing)",

@@ -25,18 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .transformer import TrainOutput
+
 FAST_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-@dataclass
-class TrainOutput:
-    """What `forward_train` returns; transformers models fill only `logits`."""
-
-    logits: torch.Tensor
-    mtp_logits: list = field(default_factory=list)
-    moe_load: torch.Tensor | None = None
-    aux_loss: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
 
 
 class KVCache:

@@ -87,7 +87,7 @@ class RLProgram:
 
         t0 = time.perf_counter()
         batch, stats = ALGORITHMS[self.cfg.rl.algorithm](self.ctx, step)
-        metrics = {**step_metrics(batch, stats), "step_time_s": time.perf_counter() - t0}
+        metrics = {**step_metrics(batch, stats, self.ctx.prompt.prefill), "step_time_s": time.perf_counter() - t0}
         self.zero_spread.observe(step + 1, metrics)
         if self.cfg.samples_every and step % self.cfg.samples_every == 0:
             write_samples(self.run, step + 1, batch)
@@ -228,7 +228,7 @@ def zero_spread_message(step: int, streak: int, metrics: dict[str, Any]) -> str:
             f"gradient is 0; {cause}; verifier failures: {failures or 'none'}")
 
 
-def step_metrics(batch, stats: dict[str, float]) -> dict[str, float]:
+def step_metrics(batch, stats: dict[str, float], prefill: str = "") -> dict[str, float]:
     """The registered metrics.jsonl keys for one step (docs/design.md)."""
     from reasonrl.eval.analytics import language_mixing_rate, reflection_rate, response_length_stats
 
@@ -245,7 +245,7 @@ def step_metrics(batch, stats: dict[str, float]) -> dict[str, float]:
     metrics.update(response_length_stats(batch.lengths, correct))
     metrics["truncated_frac"] = sum(batch.truncated) / len(batch)
     metrics["reflection_rate"] = reflection_rate(batch.texts)
-    metrics["lang_mix_rate"] = language_mixing_rate(batch.texts)
+    metrics["lang_mix_rate"] = language_mixing_rate(batch.texts, prefill=prefill)
     metrics["tokens_per_s/gen"] = batch.gen_tokens_per_s
     metrics.update(batch.timings)
     for key in ("loss", "kl", "clip_frac/low", "clip_frac/high", "entropy", "lr", "grad_norm",
