@@ -68,7 +68,7 @@ def test_transformers_policy_uses_its_own_tokenizer_and_chat_template(tmp_path, 
     question = "Say numbers " + samples[0]["id"].split("-")[1]
     expected = tok.apply_chat_template([{"role": "system", "content": R1_SYSTEM}, {"role": "user", "content": question}],
                                        tokenize=False, add_generation_prompt=True)
-    assert samples[0]["prompt"].startswith("<bos>") and samples[0]["prompt"] == expected
+    assert samples[0]["prompt"].startswith(R1_SYSTEM) and samples[0]["prompt"] == expected
     assert (tmp_path / "q" / "model" / "config.json").is_file()
 
 
