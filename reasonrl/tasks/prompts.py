@@ -71,7 +71,8 @@ def _chat_prompt(example: dict, tokenizer, system: str, prefill: str) -> str:
     messages = example.get("messages") or ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": example["prompt"]}]
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return text + prefill
+    # a model card's template may open the answer with the prefill already: do not repeat it
+    return text if prefill and text.endswith(prefill) else text + prefill
 
 
 @dataclass(frozen=True)
