@@ -97,9 +97,11 @@ def read_model_card(model_dir) -> PromptSpec | None:
     if not model_dir:
         return None
     here = Path(str(model_dir))
-    for candidate in (here / FORMAT_FILE, here.parent.parent / "model" / FORMAT_FILE):
-        if candidate.is_file() and (candidate == here / FORMAT_FILE or here.parent.name == "checkpoints"):
-            return _parse_card(candidate)
+    own, inherited = here / FORMAT_FILE, here.parent.parent / "model" / FORMAT_FILE
+    if own.is_file():
+        return _parse_card(own)
+    if here.parent.name == "checkpoints" and inherited.is_file():
+        return _parse_card(inherited)
     return None
 
 
@@ -187,20 +189,23 @@ def write_model_card(model_dir, prompt_format: str, tokenizer, system: str | Non
       becomes `chat_template(prompt_format, system, prefill)`, so plain transformers
       `apply_chat_template([user turn], add_generation_prompt=True)` is exactly `build_prompt`
       (`chat` keeps the model's own template: that is the format);
-    - `generation_config.json` (other keys of an existing one kept): bos/eos/pad ids; stop strings
-      that are one token are added to `eos_token_id` (plain `generate` stops there without a
-      tokenizer), longer ones go to `stop_strings` (transformers then needs `tokenizer=`).
+    - `generation_config.json` (other keys of an existing one kept; skipped without a tokenizer):
+      bos/eos/pad ids; stop strings that are one token are added to `eos_token_id` (plain
+      `generate` stops there without a tokenizer), longer ones go to `stop_strings` (transformers
+      then needs `generate(..., tokenizer=)`).
     """
     _check_format(prompt_format)
     out = Path(model_dir)
     if not out.is_dir():
         raise FileNotFoundError(f"model directory not found: {out}")
-    spec = PromptSpec(prompt_format, system, prefill, tuple(stop_strings))
+    stops = (stop_strings,) if isinstance(stop_strings, str) else tuple(stop_strings or ())
+    spec = PromptSpec(prompt_format, system, prefill, stops)
     card = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(spec).items()}
     _write_if_changed(out / FORMAT_FILE, json.dumps(card, indent=2) + "\n")
     if prompt_format in TEMPLATE_FORMATS and (out / "tokenizer_config.json").is_file():
         _write_chat_template(out, chat_template(prompt_format, system, prefill))
-    _write_generation_config(out, tokenizer, spec.stop_strings)
+    if tokenizer is not None:  # the ids come from the tokenizer; without one only the card is written
+        _write_generation_config(out, tokenizer, spec.stop_strings)
     return spec
 
 
@@ -228,7 +233,7 @@ def _write_generation_config(out: Path, tokenizer, stop_strings: tuple[str, ...]
     eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
     long_stops = []
     for text in stop_strings:
-        ids = tokenizer.encode(text, add_special_tokens=False) if tokenizer is not None else []
+        ids = tokenizer.encode(text, add_special_tokens=False)
         if len(ids) == 1:
             eos_ids += [ids[0]] if ids[0] not in eos_ids else []
         else:
