@@ -6,13 +6,16 @@ byte is in the base alphabet so any text round-trips exactly, and `<think>`, `</
 `decode(..., skip_special_tokens=True)` keeps them (format rewards read them); `<pad>`, `<bos>`
 and `<eos>` are special.
 
-Chat format (also the Jinja chat template saved with the tokenizer):
+Chat format (also the Jinja chat template saved with the tokenizer; it is the `r1_short` prompt
+format of reasonrl.tasks.prompts, so a one-turn generation prompt is exactly the training prompt):
 
-    <bos>{system}\n            (only if there is a system message)
+    {system}\n                 (only if there is a system message)
     User: {user}\n
     Assistant: {assistant}<eos>\n
     ...
     Assistant:                 (with a trailing space: the generation prompt)
+
+No `<bos>`: neither pretraining documents nor RL prompts start with one.
 """
 
 from __future__ import annotations
@@ -21,22 +24,13 @@ import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from reasonrl.tasks.prompts import ASSISTANT_PREFIX, USER_PREFIX, chat_template
+
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 SPECIAL_TOKENS = (PAD, BOS, EOS)
-USER_PREFIX, ASSISTANT_PREFIX = "User: ", "Assistant: "
 
-CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{ message['content'] }}\n"
-    "{% elif message['role'] == 'user' %}User: {{ message['content'] }}\n"
-    "{% elif message['role'] == 'assistant' %}Assistant: {{ message['content'] }}{{ eos_token }}\n"
-    "{% else %}{{ raise_exception('unknown role: ' + message['role']) }}"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}Assistant: {% endif %}"
-)
+CHAT_TEMPLATE = chat_template("r1_short")
 
 
 def _without_markup(texts: Iterable[str]) -> Iterator[str]:
@@ -111,7 +105,7 @@ def render_chat(tokenizer, messages: list[dict], add_generation_prompt: bool = F
     """
     ids: list[int] = []
     mask: list[int] = []
-    pending = BOS
+    pending = ""
     for message in messages:
         role, content = message["role"], message["content"]
         if role == "system":

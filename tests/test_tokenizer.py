@@ -66,10 +66,20 @@ def test_special_and_tag_tokens_are_single_ids(tok):
 
 def test_chat_template_text(tok):
     assert tok.apply_chat_template(MESSAGES[1:3], tokenize=False) == (
-        "<bos>User: What is 47+38?\nAssistant: <think>7+8=15 write 5 carry 1, 4+3+1=8 write 8</think>"
+        "User: What is 47+38?\nAssistant: <think>7+8=15 write 5 carry 1, 4+3+1=8 write 8</think>"
         "<answer>85</answer><eos>\n")
     assert tok.apply_chat_template(MESSAGES[:2], tokenize=False, add_generation_prompt=True) == (
-        "<bos>Be brief.\nUser: What is 47+38?\nAssistant: ")
+        "Be brief.\nUser: What is 47+38?\nAssistant: ")
+
+
+def test_chat_template_one_turn_is_the_r1_short_training_prompt(tok):
+    # no <bos>: pretraining documents and RL prompts never start with one
+    from reasonrl.tasks.prompts import build_prompt
+
+    rendered = tok.apply_chat_template(MESSAGES[1:2], tokenize=False, add_generation_prompt=True)
+    assert rendered == build_prompt({"prompt": MESSAGES[1]["content"]}, tok, "r1_short")
+    ids, _ = render_chat(tok, MESSAGES[1:2], add_generation_prompt=True)
+    assert ids == tok.encode(rendered, add_special_tokens=False) and tok.bos_token_id not in ids
 
 
 def test_render_chat_matches_template_and_masks_assistant(tok):

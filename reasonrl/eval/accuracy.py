@@ -8,7 +8,9 @@ verifiers) through the reward runtime's worker pool with its per-call timeouts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
+
+from reasonrl.tasks.prompts import DEFAULT_STOP_STRINGS
 
 
 @dataclass
@@ -21,10 +23,11 @@ class AccuracyResult:
 def answer_accuracy(policy, tokenizer, examples: list[dict], *, verifier: str, prompt_fn: Callable[[dict], str],
                     k: int = 1, temperature: float = 0.0, top_p: float = 1.0, max_new_tokens: int = 64,
                     seed: int = 0, batch_size: int = 64, on_batch: Callable[[int], None] | None = None,
-                    scorer=None) -> AccuracyResult:
+                    stop_strings: Sequence[str] = DEFAULT_STOP_STRINGS, scorer=None) -> AccuracyResult:
     """Generate `k` completions per example (temperature 0 = greedy) and score them.
-    `on_batch(n_examples)` is called after each generated batch (progress bars). `scorer`: a
-    running reward runtime to reuse (in-loop evaluation); without one a pool starts per call."""
+    `on_batch(n_examples)` is called after each generated batch (progress bars); `stop_strings`
+    end a completion (the ones a model card records, by default `</answer>`). `scorer`: a running
+    reward runtime to reuse (in-loop evaluation); without one a pool starts per call."""
     import torch
 
     from reasonrl.sampler import generate
@@ -37,7 +40,7 @@ def answer_accuracy(policy, tokenizer, examples: list[dict], *, verifier: str, p
             chunk = examples[start:start + batch_size]
             rollouts = generate(policy, [prompt_fn(ex) for ex in chunk], n=k, max_new_tokens=max_new_tokens,
                                 temperature=temperature, top_p=top_p, seed=seed + start, tokenizer=tokenizer,
-                                stop_strings=["</answer>"])
+                                stop_strings=list(stop_strings) or None)
             texts += [rollouts.texts[i * k:(i + 1) * k] for i in range(len(chunk))]
             if on_batch is not None:
                 on_batch(len(chunk))

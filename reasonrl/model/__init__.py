@@ -4,6 +4,7 @@
     logits = model(ids)                             # (B, T) -> (B, T, V)
     model.save_pretrained(d); model = from_pretrained(d)
     policy = load_policy(path)                      # native DeepseekV3 or any transformers causal LM
+    bundle = load_policy_bundle(path)               # + its tokenizer and prompt card (every command)
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import os
 import torch
 
 from .config import PRESETS, ModelConfig, get_config
+from .loading import PolicyBundle, load_policy_bundle, resolve_model_source
 from .mla import LatentCache
 from .transformer import TrainOutput, Transformer
 
 __all__ = ["ModelConfig", "PRESETS", "Transformer", "TrainOutput", "LatentCache", "create",
-           "from_pretrained", "load_policy", "get_config", "is_native_checkpoint"]
+           "from_pretrained", "load_policy", "get_config", "is_native_checkpoint", "PolicyBundle",
+           "load_policy_bundle", "resolve_model_source"]
 
 
 def create(preset_or_config: str | ModelConfig | dict = "tiny", *, seed: int | None = None,

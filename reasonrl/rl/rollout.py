@@ -9,53 +9,7 @@ from typing import Any, Protocol
 import torch
 
 from reasonrl.sampler.backends import Sampler
-
-R1_SYSTEM = ("The assistant first thinks about the reasoning process and then gives the answer. The reasoning "
-             "process and the answer are enclosed within <think> </think> and <answer> </answer> tags.")
-
-
-PROMPT_FORMATS = ("r1_zero", "r1_short", "plain", "chat")
-FORMAT_FILE = "reasonrl.json"  # written next to a model: the prompt format it was trained with
-
-
-def build_prompt(example: dict, tokenizer, prompt_format: str, prefill: str = "") -> str:
-    """`r1_zero`: the plain-text R1-Zero template; `r1_short`: the same conversation without the
-    instruction (tiny models); `plain`: the question and a newline; `chat`: the tokenizer's own chat
-    template with the R1 instruction as system message (instruct models). `prefill` starts the
-    assistant's turn (e.g. "<think>")."""
-    from reasonrl.tasks import r1_short_prompt, r1_zero_prompt
-
-    if prompt_format == "r1_zero":
-        return r1_zero_prompt(example) + prefill
-    if prompt_format == "r1_short":
-        return r1_short_prompt(example) + prefill
-    if prompt_format == "plain":
-        return example["prompt"] + "\n" + prefill
-    if prompt_format == "chat":
-        messages = example.get("messages") or [{"role": "system", "content": R1_SYSTEM},
-                                                {"role": "user", "content": example["prompt"]}]
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + prefill
-    raise ValueError(f"unknown prompt format {prompt_format!r} (expected one of {', '.join(PROMPT_FORMATS)})")
-
-
-def resolve_prompt_format(prompt_format: str, model_dir, policy) -> str:
-    """`auto`: the format recorded next to the model, else r1_zero for native models, chat otherwise."""
-    import json
-    from pathlib import Path
-
-    if prompt_format != "auto":
-        return prompt_format
-    recorded = Path(str(model_dir)) / FORMAT_FILE if model_dir else None
-    if recorded is not None and recorded.is_file():
-        return json.loads(recorded.read_text())["prompt_format"]
-    return "r1_zero" if getattr(policy, "is_native", False) else "chat"
-
-
-def record_prompt_format(model_dir, prompt_format: str) -> None:
-    import json
-    from pathlib import Path
-
-    (Path(model_dir) / FORMAT_FILE).write_text(json.dumps({"prompt_format": prompt_format}) + "\n")
+from reasonrl.tasks.prompts import PromptSpec
 
 
 class Scorer(Protocol):
@@ -63,16 +17,6 @@ class Scorer(Protocol):
 
     def score(self, completions: list[str], examples: list[dict], spec: dict | None = None,
               completion_lengths: list[int] | None = None) -> Any: ...
-
-
-@dataclass(frozen=True)
-class PromptSpec:
-    """How an example becomes a prompt: the format, the text that starts the assistant's turn and,
-    for chat formats, the system message (None: the format's default)."""
-
-    format: str
-    prefill: str = ""
-    system: str | None = None
 
 
 @dataclass
@@ -116,7 +60,7 @@ def pad_batch(prompt_ids: list[list[int]], completion_ids: list[list[int]], logp
 def collect(sampler: Sampler, scorer: Scorer, tokenizer, examples: list[dict], *, group_size: int,
             prompt: PromptSpec, sampling: dict, seed: int, reward_spec: dict) -> RolloutBatch:
     """Sample `group_size` completions per example and score them (timed: time/generate, time/reward)."""
-    prompts = [build_prompt(ex, tokenizer, prompt.format, prompt.prefill) for ex in examples]
+    prompts = [prompt.render(ex, tokenizer) for ex in examples]
     t0 = time.perf_counter()
     ro = sampler.generate(prompts, n=group_size, seed=seed, **sampling)
     t1 = time.perf_counter()

@@ -17,7 +17,8 @@ from typing import Any, Callable, Protocol
 import torch
 
 from reasonrl.rl.config import RLSection
-from reasonrl.rl.rollout import PromptSpec, RolloutBatch, Scorer, collect, concat, select_rows
+from reasonrl.rl.rollout import RolloutBatch, Scorer, collect, concat, select_rows
+from reasonrl.tasks.prompts import PromptSpec
 from reasonrl.rl.update import loss_mask, minibatch_updates, policy_forward, reference_logprobs
 from reasonrl.sampler.backends import Sampler
 from reasonrl.seeding import seed_for

@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from reasonrl.tasks.prompts import PROMPT_FORMAT_CHOICES
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="held-out accuracy of models side by side (greedy and sampled)",
@@ -23,7 +25,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.6, help="sampling temperature (default: 0.6)")
     p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling (default: 0.95)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="generation budget (default: 64)")
-    p.add_argument("--prompt-format", default="auto", choices=["auto", "r1_zero", "r1_short", "plain", "chat"], help="prompt template")
+    p.add_argument("--prompt-format", default="auto", choices=PROMPT_FORMAT_CHOICES,
+                   help="prompt format (default: auto = the one recorded with each model, see docs/tasks.md)")
     p.add_argument("--names", default=None, help="comma-separated display names for the models")
     p.add_argument("--seed", type=int, default=0, help="seed for the examples and sampling")
     p.add_argument("--out", default=None, help="write the results as JSON here (and a Markdown table beside it)")
@@ -58,18 +61,16 @@ def run(args: argparse.Namespace) -> int:
 def _score(path: str, task, examples: list[dict], args) -> dict:
     from reasonrl.eval.accuracy import answer_accuracy
     from reasonrl.eval.metrics import ci95
-    from reasonrl.model import load_policy
-    from reasonrl.model.hf_policy import load_tokenizer
-    from reasonrl.rl.rollout import build_prompt, resolve_prompt_format
+    from reasonrl.model import load_policy_bundle
 
-    if not Path(path).is_dir():
-        raise FileNotFoundError(f"model directory not found: {path}")
-    policy, tokenizer = load_policy(path).float(), load_tokenizer(path)
-    fmt = resolve_prompt_format(args.prompt_format, path, policy)
-    prompt_fn = lambda ex: build_prompt(ex, tokenizer, fmt)  # noqa: E731
+    bundle = load_policy_bundle(path)
+    policy, tokenizer = bundle.policy, bundle.tokenizer
+    spec = bundle.prompt_spec(args.prompt_format)  # auto: the format (and prefill) the model was trained with
+    prompt_fn = lambda ex: spec.render(ex, tokenizer)  # noqa: E731
     from reasonrl.runlog import Run
 
-    common = dict(verifier=task.verifier, prompt_fn=prompt_fn, max_new_tokens=args.max_new_tokens, seed=args.seed)
+    common = dict(verifier=task.verifier, prompt_fn=prompt_fn, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                  stop_strings=spec.stop_strings)
     with Run(None, quiet=args.quiet).progress(2 * len(examples), f"compare {Path(path).name}") as bar:
         greedy = answer_accuracy(policy, tokenizer, examples, on_batch=bar.advance, **common)
         sampled = answer_accuracy(policy, tokenizer, examples, k=args.k, temperature=args.temperature,

@@ -100,7 +100,7 @@ class PretrainProgram:
 
     def evaluate(self) -> dict[str, float]:
         from reasonrl.eval.accuracy import answer_accuracy
-        from reasonrl.rl.rollout import build_prompt
+        from reasonrl.tasks.prompts import build_prompt
 
         fmt = PROMPT_FORMAT[self.cfg.data.template]
         result = answer_accuracy(self.model, self.tokenizer, self.test, verifier=self.task.verifier,
@@ -132,9 +132,9 @@ class PretrainProgram:
         self._annotate(directory)
 
     def _annotate(self, directory: Path) -> None:
-        from reasonrl.rl.rollout import record_prompt_format
+        from reasonrl.tasks.prompts import write_model_card
 
-        record_prompt_format(directory, PROMPT_FORMAT[self.cfg.data.template])
+        write_model_card(directory, PROMPT_FORMAT[self.cfg.data.template], self.tokenizer)
 
     def stop_early(self, metrics: dict[str, Any]) -> bool:
         target = self.cfg.budget.until_accuracy
@@ -148,7 +148,7 @@ class PretrainProgram:
 
 def _prepare_data(cfg: PretrainConfig, run):
     from reasonrl.data_utils import ensure_tokenizer
-    from reasonrl.rl.rollout import build_prompt
+    from reasonrl.tasks.prompts import build_prompt
     from reasonrl.tasks import corpus_text, get_task, r1_completion, render_solution
 
     task = get_task(cfg.data.task, **cfg.data.options)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from reasonrl.config import opt, section
 from reasonrl.rl.config import RLSection
 from reasonrl.stages.common import CheckpointSection, ModelSpec, RunSection, StageResult
+from reasonrl.tasks.prompts import PromptFormatChoice
 from reasonrl.train.loop import OptimConfig
-
-PromptFormatChoice = Literal["auto", "r1_zero", "r1_short", "plain", "chat"]
 
 
 @dataclass
@@ -28,8 +27,10 @@ class RLData:
     prompt_format: PromptFormatChoice = opt("auto", "r1_zero (R1-Zero template), r1_short (without the instruction), "
                                             "plain, chat (the tokenizer's chat template) or auto (the format recorded "
                                             "with the model; else r1_zero for native models, chat otherwise)")
-    system: str | None = opt(None, "system message of the chat format (null: the R1 instruction)")
-    prefill: str = opt("", "text that starts the assistant's turn, e.g. '<think>' (judged by the format reward)")
+    system: str | None = opt(None, "system message (null: the one recorded with the model, else the format's "
+                             "default: the R1 instruction for chat and r1_zero)")
+    prefill: str = opt("", "text that starts the assistant's turn, e.g. '<think>' (judged by the format reward; "
+                       "empty: the one recorded with the model)")
 
 
 @dataclass
@@ -96,13 +97,12 @@ class RLProgram:
 
     def evaluate(self) -> dict[str, float]:
         from reasonrl.eval.accuracy import answer_accuracy
-        from reasonrl.rl.rollout import build_prompt
 
-        prompt = self.ctx.prompt
-        result = answer_accuracy(self.ctx.actor, self.ctx.tokenizer, self.test, verifier=self.task.verifier,
-                                 prompt_fn=lambda ex: build_prompt(ex, self.ctx.tokenizer, prompt.format, prompt.prefill),
+        prompt, tokenizer = self.ctx.prompt, self.ctx.tokenizer
+        result = answer_accuracy(self.ctx.actor, tokenizer, self.test, verifier=self.task.verifier,
+                                 prompt_fn=lambda ex: prompt.render(ex, tokenizer),
                                  max_new_tokens=self.cfg.rl.max_new_tokens, seed=self.cfg.run.seed,
-                                 scorer=self.ctx.scorer)
+                                 stop_strings=prompt.stop_strings, scorer=self.ctx.scorer)
         return {"eval/accuracy": result.accuracy, f"eval/{self.task.name}/pass@1": result.accuracy}
 
     def save_checkpoint(self, step: int) -> None:
@@ -137,9 +137,10 @@ class RLProgram:
         self._annotate(directory)
 
     def _annotate(self, directory: Path) -> None:
-        from reasonrl.rl.rollout import record_prompt_format
+        from reasonrl.tasks.prompts import write_model_card
 
-        record_prompt_format(directory, self.ctx.prompt.format)
+        p = self.ctx.prompt
+        write_model_card(directory, p.prompt_format, self.ctx.tokenizer, p.system, p.prefill, p.stop_strings)
 
     def stop_early(self, metrics: dict[str, Any]) -> bool:
         return False
@@ -157,12 +158,12 @@ def build_context(cfg: RLConfig, run, ckpt: Path | None, train: list[dict]):
     """Policy (from the checkpoint when resuming), reference, trainer and sampler for the step."""
     import dataclasses
 
-    from reasonrl.rl.rollout import PromptSpec, resolve_prompt_format
     from reasonrl.rl.step import RLContext
     from reasonrl.sampler.backends import make_sampler
     from reasonrl.train.loop import Trainer
 
-    policy, tokenizer = load_policy_and_tokenizer(cfg, ckpt)
+    bundle = load_policy_and_tokenizer(cfg, ckpt)
+    policy, tokenizer = bundle.policy.train(), bundle.tokenizer
     reference = _frozen_copy(policy) if cfg.rl.beta > 0 else None
     actor = policy
     if cfg.rl.algorithm == "ppo":
@@ -171,21 +172,29 @@ def build_context(cfg: RLConfig, run, ckpt: Path | None, train: list[dict]):
         policy = ActorCritic.create(actor, ckpt)
     steps = cfg.rl.optimizer_steps()
     optim = cfg.optim if cfg.optim.total_steps else dataclasses.replace(cfg.optim, total_steps=steps)
-    fmt = resolve_prompt_format(cfg.data.prompt_format, cfg.model.path, actor)
     return RLContext(rl=cfg.rl, seed=cfg.run.seed, grad_accum=cfg.optim.grad_accum, policy=policy, actor=actor,
                      reference=reference, tokenizer=tokenizer, trainer=Trainer(policy, optim, run),
                      sampler=make_sampler(cfg.rl.sampler, actor, tokenizer), scorer=None, reward_spec=cfg.rewards,
-                     train_examples=train, prompt=PromptSpec(fmt, cfg.data.prefill, cfg.data.system))
+                     train_examples=train, prompt=prompt_spec(cfg, bundle))
 
 
 def load_policy_and_tokenizer(cfg: RLConfig, ckpt: Path | None):
-    """The policy and its own tokenizer; a checkpoint, when resuming, replaces model.path."""
-    from reasonrl.model import load_policy
-    from reasonrl.model.hf_policy import load_tokenizer
+    """The policy bundle (policy, tokenizer, card); a checkpoint, when resuming, replaces model.path."""
+    from reasonrl.model import load_policy_bundle
 
-    source = str(ckpt) if ckpt is not None else cfg.model.path
-    gguf = None if ckpt is not None else cfg.model.gguf_file
-    return load_policy(source, gguf_file=gguf).float(), load_tokenizer(source, gguf_file=gguf)
+    if ckpt is not None:
+        return load_policy_bundle(str(ckpt))
+    return load_policy_bundle(cfg.model.path, gguf_file=cfg.model.gguf_file)
+
+
+def prompt_spec(cfg: RLConfig, bundle):
+    """How prompts are rendered: `data.prompt_format` (auto: the model's card), with the config's
+    system message and prefill when set, and the run's stop strings."""
+    import dataclasses
+
+    spec = bundle.prompt_spec(cfg.data.prompt_format)
+    return dataclasses.replace(spec, system=spec.system if cfg.data.system is None else cfg.data.system,
+                               prefill=cfg.data.prefill or spec.prefill, stop_strings=tuple(cfg.rl.stop_strings))
 
 
 def _frozen_copy(model):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 # The R1-Zero template (DeepSeek-R1, table 1), shortened for small models with short contexts.
-R1_ZERO_TEMPLATE = (
+# Its first line is the instruction; the rest is the User/Assistant conversation of R1_SHORT_TEMPLATE.
+R1_ZERO_INSTRUCTION = (
     "A conversation between User and Assistant. The User asks a question and the Assistant "
     "solves it. The Assistant first thinks about the reasoning process and then gives the answer. "
     "The reasoning process and the answer are enclosed within <think> </think> and "
-    "<answer> </answer> tags.\nUser: {prompt}\nAssistant: "
+    "<answer> </answer> tags."
 )
 
 
@@ -28,6 +29,7 @@ def render_solution(example: dict) -> str:
 # The same conversation without the instruction: for tiny models that learned the <think>/<answer>
 # format in pretraining, the instruction is ~60 tokens of context that carry no information.
 R1_SHORT_TEMPLATE = "User: {prompt}\nAssistant: "
+R1_ZERO_TEMPLATE = R1_ZERO_INSTRUCTION + "\n" + R1_SHORT_TEMPLATE
 
 
 def r1_zero_prompt(example: dict) -> str:

@@ -123,3 +123,26 @@ def test_load_policy_sends_other_models_to_the_transformers_wrapper(tmp_path, mo
     assert load_policy(tmp_path, gguf_file="m.gguf") == "wrapped"
     assert load_policy(tmp_path) == "wrapped"
     assert calls == [(tmp_path, "m.gguf"), (tmp_path, None)]
+
+
+@pytest.mark.parametrize("fmt", ["r1_zero", "r1_short", "plain"])
+@torch.no_grad()
+def test_plain_transformers_generates_what_reasonrl_does_from_a_carded_model(fmt, tmp_path):
+    """A saved native model with its card: transformers' own chat template + greedy generate (its
+    generation_config.json) give the completion tokens reasonrl's sampler gives from build_prompt."""
+    from reasonrl.sampler import generate
+    from reasonrl.tasks.prompts import build_prompt, write_model_card
+    from tests.sampler.helpers import tiny_native_dir
+
+    tok = tiny_native_dir(tmp_path)
+    card = write_model_card(tmp_path, fmt, tok, prefill="<think>")
+    question = "What is 12+30?"
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    ids = hf_tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                     return_tensors="pt", return_dict=True)["input_ids"]
+    theirs = hf.generate(ids, max_new_tokens=12, do_sample=False)[0, ids.shape[1]:].tolist()
+    prompt = build_prompt({"prompt": question}, tok, fmt, "<think>")
+    ours = generate(load_policy(tmp_path), [prompt], max_new_tokens=12, temperature=0.0, tokenizer=tok,
+                    stop_strings=list(card.stop_strings))
+    assert ids[0].tolist() == ours.prompt_ids[0] and theirs == ours.completion_ids[0] and len(theirs) > 0

@@ -115,3 +115,17 @@ def train_native(model, steps: int, vocab: int, seed: int = 0, lr: float = 3e-3,
         loss.backward()
         opt.step()
     return model.eval()
+
+
+def tiny_native_dir(path, seed: int = 0):
+    """A random tiny native model with a reasonrl tokenizer trained on R1-style text, saved to `path`
+    as a stage saves its `model/` (before the model card is written); returns the tokenizer."""
+    from reasonrl.model import create
+    from reasonrl.tasks import corpus_text, get_task
+    from reasonrl.tokenizer import train_tokenizer
+
+    examples = get_task("arithmetic").examples("train", n=100)
+    tok = train_tokenizer([corpus_text(e, "r1") for e in examples], 300, path)
+    create("tiny", seed=seed, vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+           eos_token_id=tok.eos_token_id).save_pretrained(path)
+    return tok

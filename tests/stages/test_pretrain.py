@@ -82,7 +82,7 @@ def mtp_accuracy(run):
     """Next-next-token accuracy of the MTP head vs always predicting the most frequent token."""
     from reasonrl.data_utils import encode_documents, pack_windows
     from reasonrl.model import from_pretrained
-    from reasonrl.rl.rollout import build_prompt
+    from reasonrl.tasks.prompts import build_prompt
     from reasonrl.tasks import get_task, r1_completion
     from reasonrl.tokenizer import load_tokenizer
 

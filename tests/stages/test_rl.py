@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from reasonrl.rl.rollout import R1_SYSTEM
+from reasonrl.tasks.prompts import R1_SYSTEM
 from tests.stages.conftest import REPO, run_cli
 
 TOY = ("data.task=tests.stages.toy:echo_task", "rewards={tests.stages.toy:digit_fraction: 1.0}",
@@ -38,7 +38,30 @@ def test_grpo_run_writes_registered_metrics_samples_and_checkpoints(tmp_path, ti
     samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
     assert samples and samples[0]["prompt"].startswith("User: Say numbers") and "completion" in samples[0]
     assert (run / "checkpoints" / "step-00000002" / "COMPLETE").is_file()
-    assert json.loads((run / "model" / "reasonrl.json").read_text()) == {"prompt_format": "r1_short"}
+    card = json.loads((run / "model" / "reasonrl.json").read_text())
+    assert card["prompt_format"] == "r1_short" and card["stop_strings"] == []
+    # the checkpoint carries the same card as the final model: the format travels with the weights
+    assert json.loads((run / "checkpoints" / "step-00000002" / "reasonrl.json").read_text()) == card
+    assert (run / "checkpoints" / "step-00000002" / "generation_config.json").is_file()
+
+
+def test_checkpoint_and_model_dir_score_the_same_in_compare(tmp_path, tiny_base):
+    run_cli("rl", *TOY, f"model.path={tiny_base}", f"run.dir={tmp_path}", "run.name=c", "rl.steps=1",
+            "samples_every=0")
+    run = tmp_path / "c"
+    ckpt = run / "checkpoints" / "step-00000001"
+    out = tmp_path / "cmp.json"
+    run_cli("compare", str(ckpt), str(run / "model"), "--task", "tests.stages.toy:echo_task", "--n", "6", "--k", "2",
+            "--max-new-tokens", "8", "--out", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert rows[0]["greedy"] == rows[1]["greedy"] and rows[0]["pass@1"] == rows[1]["pass@1"]
+    from reasonrl.model import load_policy_bundle
+
+    a, b = load_policy_bundle(str(ckpt)), load_policy_bundle(str(run / "model"))
+    example = {"prompt": "Say numbers 3"}
+    # before checkpoints carried the card, `auto` rendered r1_zero for the checkpoint (0% vs 55%)
+    assert a.prompt_spec() == b.prompt_spec() and a.prompt_spec().prompt_format == "r1_short"
+    assert a.prompt_spec().render(example, a.tokenizer) == b.prompt_spec().render(example, b.tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +91,7 @@ def test_transformers_policy_uses_its_own_tokenizer_and_chat_template(tmp_path, 
     question = "Say numbers " + samples[0]["id"].split("-")[1]
     expected = tok.apply_chat_template([{"role": "system", "content": R1_SYSTEM}, {"role": "user", "content": question}],
                                        tokenize=False, add_generation_prompt=True)
-    assert samples[0]["prompt"].startswith("<bos>") and samples[0]["prompt"] == expected
+    assert samples[0]["prompt"].startswith(R1_SYSTEM) and samples[0]["prompt"] == expected
     assert (tmp_path / "q" / "model" / "config.json").is_file()
 
 
