@@ -19,6 +19,8 @@ from reasonrl.errors import StageError
 STAGES: dict[str, tuple[str, str, str]] = {
     "pretrain": ("reasonrl.stages.pretrain", "PretrainConfig",
                  "pretrain a native DeepSeek-V3-style base model on a generated corpus"),
+    "sft": ("reasonrl.stages.sft", "SFTConfig",
+            "supervised fine-tuning on conversations or prompt/response pairs (loss on assistant tokens)"),
     "rl": ("reasonrl.stages.rl", "RLConfig",
            "reinforcement learning with rule-based rewards (GRPO, Dr. GRPO, DAPO, GSPO, CISPO, PPO)"),
 }
