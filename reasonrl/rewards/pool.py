@@ -109,10 +109,10 @@ class WorkerPool:
 
     def run(self, jobs: list[tuple], chunk: int | None = None) -> dict:
         """jobs: (job_id, timeout_s, (verifier, completion, example)) -> {job_id: result}."""
-        chunk = chunk or max(1, min(64, len(jobs) // (4 * len(self.workers)) or 1))
+        self._top_up()
+        chunk = chunk or max(1, min(64, len(jobs) // (4 * max(1, len(self.workers))) or 1))
         queue = collections.deque(jobs[i:i + chunk] for i in range(0, len(jobs), chunk))
         results: dict = {}
-        self._top_up()
         while len(results) < len(jobs):
             if not self.workers:  # none could be started: every job left is a counted error
                 for batch in queue:
