@@ -53,12 +53,14 @@ def test_correct_assert_program_passes():
                            "    __hash__ = object.__hash__\ndef add(a, b):\n    return Any()"),
     ("int subclass", "class Int(int):\n    def __eq__(self, other):\n        return True\n"
                      "def add(a, b):\n    return Int(0)"),
-    ("AssertionError overridden", "import builtins\nclass Quiet(Exception):\n    pass\n"
+    ("excepthook exits 0", "import os, sys\nsys.excepthook = lambda *a: os._exit(0)\n"
+                           "def add(a, b):\n    return 0"),
+    ("AssertionError overridden", "import builtins\nclass Quiet(BaseException):\n    pass\n"
                                   "builtins.AssertionError = Quiet\ndef add(a, b):\n    return 0"),
-    ("builtins overridden", "import builtins\nbuiltins.__build_class__ = None\n"
-                            "builtins.isinstance = lambda *a: True\ndef add(a, b):\n    return 0"),
     ("SystemExit in __del__", "class Bye:\n    def __del__(self):\n        raise SystemExit(0)\n"
                               "keep = Bye()\ndef add(a, b):\n    return 0"),
+    ("os._exit in __del__ at shutdown", "import os\nclass Bye:\n    def __del__(self):\n"
+                                        "        os._exit(0)\nkeep = Bye()\ndef add(a, b):\n    return 0"),
     ("signal handler exits 0", "import os, signal\n"
                                "signal.signal(signal.SIGALRM, lambda *a: os._exit(0))\n"
                                "signal.setitimer(signal.ITIMER_REAL, 0.01)\n"
@@ -71,6 +73,14 @@ def test_assert_bypass_scores_nothing(name, code):
     assert reward(code, ASSERT_TESTS) == 0.0, name
 
 
+def test_shadowed_builtins_do_not_change_the_check():
+    code = "import builtins\nbuiltins.sorted = lambda *a, **k: [1, 2, 3]\ndef order(xs):\n    return xs"
+    tests = [{"assert": "assert sorted(order([3, 1, 2]), reverse=True) == [1, 2, 3]"}]
+    assert reward(code, tests) == 0.0
+    assert reward("def order(xs):\n    return xs", tests) == 0.0
+    assert reward("def order(xs):\n    return [2, 3, 1]", [{"assert": "assert sorted(order([1])) == [1, 2, 3]"}]) == 1.0
+
+
 def test_tests_run_alone_and_cannot_see_each_other():
     """A lookup table built from the other tests' files or expected outputs gets nothing."""
     tests = [{"input": "1\n", "output": "secret-one"}, {"input": "2\n", "output": "secret-two"},
@@ -78,16 +88,15 @@ def test_tests_run_alone_and_cannot_see_each_other():
     code = """
         import os, sys
         seen = []
-        for root, dirs, files in os.walk("/"):
-            if root.startswith(("/proc", "/sys", "/dev")):
-                continue
+        for root, dirs, files in list(os.walk(".")) + list(os.walk("/tmp")):
             for name in files:
                 try:
                     seen.append(open(os.path.join(root, name), errors="replace").read())
                 except OSError:
                     pass
         blob = "\\n".join(seen)
-        found = [w for w in ("secret-one", "secret-two", "secret-three") if w in blob]
+        words = ["secret-" + w for w in ("one", "two", "three")]  # not in this source as such
+        found = [w for w in words if w in blob]
         def answer():
             return found[-1] if found else "nothing"
         if sys.stdin.read().strip():
@@ -172,9 +181,17 @@ def test_data_paths_are_unreadable(host_data):
     assert reward(code, [{"input": "", "output": "[]"}]) == 1.0  # it saw nothing at all
 
 
-def test_host_unix_sockets_are_unreachable(tmp_path):
-    os.chmod(tmp_path, 0o777)
-    path = str(tmp_path / "listener.sock")
+@pytest.fixture
+def socket_dir():
+    """A world-writable directory outside /tmp (the old sandbox's private tmpfs hid /tmp)."""
+    path = tempfile.mkdtemp(prefix="reasonrl-sock-", dir="/opt" if os.path.isdir("/opt") else "/")
+    os.chmod(path, 0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_host_unix_sockets_are_unreachable(socket_dir):
+    path = os.path.join(socket_dir, "listener.sock")
     received, servers = [], []
     addresses = [path, "\0reasonrl-test-abstract-" + str(os.getpid())]
     for address in addresses:
