@@ -30,7 +30,9 @@ LOCKED_FLAGS = {8: MS_NOEXEC, 1024: MS_NOATIME, 2048: MS_NODIRATIME, 4096: MS_RE
 PIVOT_ROOT_SYSCALL = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 CLONE_NEWUSER = 0x10000000
 PR_SET_DUMPABLE = 4
-STAGING = "/tmp"  # host path where the new root is assembled (a private tmpfs in this namespace)
+# where the new root is assembled: a private tmpfs over one of these host directories, the
+# first that no exposed path lies under (mounting over it hides its content from PID 1)
+STAGING_CANDIDATES = ("/tmp", "/mnt", "/media", "/srv", "/var/tmp", "/run", "/opt")
 WORK, IO = "/tmp/work", "/.io"
 DEVICES = ("null", "zero", "full", "random", "urandom")
 REPORT_FD = 3
@@ -97,8 +99,12 @@ def expose(lib, root, path, bound, depth=0):
 
 
 def build_root(lib, spec):
-    """The sandbox's whole filesystem, assembled under STAGING before pivot_root."""
-    root = STAGING
+    """The sandbox's whole filesystem, assembled on a staging tmpfs before pivot_root."""
+    root = next((c for c in STAGING_CANDIDATES if os.path.isdir(c) and not os.path.islink(c)
+                 and not _covered(c, [os.path.realpath(p) for p in spec["expose"]])
+                 and not any(_covered(p, [c]) for p in spec["expose"])), None)
+    if root is None:
+        raise OSError("no directory to assemble the sandbox root in")
     mount(lib, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
     bound = []
     for path in sorted(set(spec["expose"]), key=len):
@@ -107,19 +113,19 @@ def build_root(lib, spec):
         if os.path.isdir(root + path) and _covered(path, bound):
             mount(lib, "tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
                   "size=4k,mode=755")
-    os.makedirs(root + "/dev/shm")
+    os.makedirs(root + "/dev/shm", exist_ok=True)
     for name in DEVICES:
         bind(lib, "/dev/" + name, root + "/dev/" + name, readonly=False)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, root + "/dev/" + name)
-    os.makedirs(root + "/proc")
+    os.makedirs(root + "/proc", exist_ok=True)
     try:
         mount(lib, "proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     except OSError:  # some containers refuse a fresh proc; unshare's --mount-proc one is ours
         mount(lib, "/proc", root + "/proc", None, MS_BIND | MS_REC, None)
-    os.makedirs(root + "/tmp")
-    os.makedirs(root + IO)
+    os.makedirs(root + "/tmp", exist_ok=True)
+    os.makedirs(root + IO, exist_ok=True)
     mount(lib, "tmpfs", root + IO, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
           f"size={4 * int(spec['limits']['file_mb']) + 1}m,mode=700")
     return root

@@ -8,6 +8,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -243,3 +244,34 @@ def test_slow_tests_share_one_budget():
     assert info.value.kind == "timeout"
     fast = get_verifier("code", check_sandbox=False, total_s=5.0)
     assert fast(completion("print('ok')"), {"tests": [{"input": "", "output": "ok"}] * 12}) == 1.0
+
+
+@pytest.fixture
+def outside_tmp():
+    """A directory outside /tmp (the program's /tmp is its own fresh tmpfs)."""
+    path = tempfile.mkdtemp(prefix="reasonrl-prefix-", dir="/opt" if os.path.isdir("/opt") else "/")
+    yield Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_installed_package_data_inside_the_allow_list_is_covered(outside_tmp, monkeypatch):
+    """An installed (non-editable) reasonrl keeps its benchmarks in site-packages, which can lie
+    inside an allow-listed prefix (e.g. a standalone interpreter's lib directory)."""
+    from reasonrl.rewards import sandbox
+
+    tmp_path = outside_tmp
+    prefix = tmp_path / "prefix" / "lib"
+    data = prefix / "site-packages" / "reasonrl" / "data" / "benchmarks"
+    data.mkdir(parents=True)
+    (data / "gsm8k_test.jsonl").write_text('{"answer": "72"}\n')
+    (prefix / "libvisible.txt").write_text("visible")
+    for path in [tmp_path, *prefix.parents[:2], prefix, *[p for p in data.parents if prefix in p.parents], data]:
+        os.chmod(path, 0o755)
+    expose, hide = sandbox.filesystem_view(sandbox.program_python())
+    monkeypatch.setattr(sandbox, "filesystem_view", lambda python: (
+        (*expose, str(prefix)), (*hide, str(prefix / "site-packages"))))
+    code = f"""
+        import os
+        print(open({str(prefix / "libvisible.txt")!r}).read(), os.listdir({str(prefix / "site-packages")!r}))
+    """
+    assert reward(code, [{"input": "", "output": "visible []"}]) == 1.0
