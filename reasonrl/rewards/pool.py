@@ -29,10 +29,11 @@ class _Worker:
                                 name="reasonrl-reward-worker")
         try:
             self.proc.start()
+        except BaseException:  # e.g. the forkserver died: leave no pipe behind
+            self.conn.close()
+            raise
         finally:
             child.close()
-        if self.proc.pid is None:
-            self.conn.close()
         self.ready = False
         self.spawned = time.monotonic()
         self.pending: collections.deque = collections.deque()  # (job_id, timeout_s, job)

@@ -22,7 +22,18 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_dead_forkserver_is_a_counted_failure_then_recovers():
+@pytest.fixture
+def restore_forkserver():
+    """Later pools of this test session get a fresh forkserver, not the spawn fallback."""
+    yield
+    server = forkserver._forkserver
+    with server._lock:
+        if server._forkserver_alive_fd is not None:
+            os.close(server._forkserver_alive_fd)
+        server._forkserver_pid = server._forkserver_address = server._forkserver_alive_fd = None
+
+
+def test_dead_forkserver_is_a_counted_failure_then_recovers(restore_forkserver):
     spec = {f"{UV}:crash": 1.0}
     with RewardRuntime(spec, num_workers=1) as rt:
         assert rt.score(["fine"], [{}]).rewards == [1.0]
