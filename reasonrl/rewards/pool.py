@@ -16,6 +16,7 @@ import multiprocessing
 import multiprocessing.connection
 import time
 
+from reasonrl.rewards.procs import kill_descendants
 from reasonrl.rewards.worker import worker_main
 
 PRELOAD = ("reasonrl.rewards.worker", "reasonrl.rewards.answers", "math_verify")
@@ -26,8 +27,13 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=worker_main, args=(child, warm), daemon=True,
                                 name="reasonrl-reward-worker")
-        self.proc.start()
-        child.close()
+        try:
+            self.proc.start()
+        except BaseException:  # e.g. the forkserver died: leave no pipe behind
+            self.conn.close()
+            raise
+        finally:
+            child.close()
         self.ready = False
         self.spawned = time.monotonic()
         self.pending: collections.deque = collections.deque()  # (job_id, timeout_s, job)
@@ -39,6 +45,8 @@ class _Worker:
         return self.started + self.pending[0][1] if self.pending else None
 
     def kill(self) -> None:
+        if self.proc.pid is not None:  # the worker and anything its verifiers started
+            kill_descendants(self.proc.pid, include_self=True)
         self.proc.kill()
         self.proc.join(timeout=5)
         self.conn.close()
@@ -57,8 +65,30 @@ class WorkerPool:
             self.ctx.set_forkserver_preload(list(PRELOAD))
         self.warm = warm
         self.startup_timeout = startup_timeout
-        self.workers = [_Worker(self.ctx, warm) for _ in range(num_workers)]
+        self.size = num_workers
         self.restarts = 0
+        self.start_error: str | None = None
+        self.workers: list[_Worker] = []
+        self._top_up()
+
+    def _start(self) -> _Worker | None:
+        """A new worker, or None (reason in start_error). A forkserver that died under us
+        (killed, or reaped by someone else) cannot be relied on again: fall back to spawn."""
+        for _ in range(2):
+            try:
+                return _Worker(self.ctx, self.warm)
+            except Exception as exc:  # EOFError, ChildProcessError, OSError ...
+                self.start_error = f"{type(exc).__name__}: {exc}"[:300]
+                if self.ctx.get_start_method() != "spawn":
+                    self.ctx = multiprocessing.get_context("spawn")
+        return None
+
+    def _top_up(self) -> None:
+        while len(self.workers) < self.size:
+            worker = self._start()
+            if worker is None:
+                return
+            self.workers.append(worker)
 
     def close(self) -> None:
         for worker in self.workers:
@@ -74,15 +104,22 @@ class WorkerPool:
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
-        self.workers[self.workers.index(worker)] = _Worker(self.ctx, self.warm)
+        self.workers.remove(worker)
         self.restarts += 1
+        self._top_up()
 
     def run(self, jobs: list[tuple], chunk: int | None = None) -> dict:
         """jobs: (job_id, timeout_s, (verifier, completion, example)) -> {job_id: result}."""
-        chunk = chunk or max(1, min(64, len(jobs) // (4 * len(self.workers)) or 1))
+        self._top_up()
+        chunk = chunk or max(1, min(64, len(jobs) // (4 * max(1, len(self.workers))) or 1))
         queue = collections.deque(jobs[i:i + chunk] for i in range(0, len(jobs), chunk))
         results: dict = {}
         while len(results) < len(jobs):
+            if not self.workers:  # none could be started: every job left is a counted error
+                for batch in queue:
+                    results.update({job_id: ("error", None, f"no reward worker could start "
+                                             f"({self.start_error})") for job_id, _, _ in batch})
+                break
             self._dispatch(queue, results)
             if len(results) < len(jobs):
                 self._collect(results, queue)

@@ -151,9 +151,8 @@ class RewardRuntime:
 
     def _timeout(self, component: Component, verifier: Verifier, example: dict, call_s) -> float:
         timeout = component.timeout_s or call_s or self.timeout_s
-        if verifier.name == "code":  # the sandbox enforces per-test limits; allow all tests
-            per_test = float(verifier.options.get("wall_s", 4.0)) + 0.5
-            timeout = max(timeout, per_test * len(example.get("tests") or []) + 5.0)
+        if verifier.name == "code":  # one budget for all tests, enforced inside the sandbox
+            timeout = max(timeout, float(verifier.options.get("total_s", 10.0)) + 5.0)
         return float(timeout)
 
     def _pool_for(self):

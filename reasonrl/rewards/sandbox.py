@@ -4,7 +4,8 @@ Layout of one call (threat model and rationale: docs/rewards.md):
 
     worker process
       └─ unshare --pid --fork --kill-child --mount --mount-proc --net --ipc --uts
-           └─ _sandbox_init.py  (root, PID 1 of the new pid namespace; read-only mounts, tmpfs)
+           └─ _sandbox_init.py  (root, PID 1 of the new pid namespace; builds an allow-list
+                │                  root of read-only binds and pivots into it)
                 └─ program      (sandbox uid, own user namespace, rlimits, empty env)
 
 Refuses to run (SandboxUnavailable) instead of degrading to an unisolated run.
@@ -18,6 +19,7 @@ import os
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -41,6 +43,7 @@ class Limits:
     output_bytes: int = 1 << 20  # stdout read back at most this much
     nproc: int = 16             # RLIMIT_NPROC for the sandbox uid (binds: the uid is not root)
     tmpfs_mb: int = 64          # size of the private /tmp (working directory lives there)
+    total_s: float = 10.0       # wall clock for all runs of one call together
 
 
 def sandbox_uid(pid: int | None = None) -> int:
@@ -67,22 +70,63 @@ def program_python(candidates: tuple[str, ...] | None = None) -> str | None:
     return None
 
 
-def hidden_paths(python: str) -> list[str]:
-    """Directories the program must not read: home directories, the trainer's working
-    directory, and a source checkout of this package with the directory around it (where data,
-    answers and caches tend to live). A directory holding the program's interpreter stays
-    visible, since the interpreter could not start otherwise."""
-    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    candidates = ["/root", "/home", os.getcwd()]
-    if os.path.exists(os.path.join(package_root, "pyproject.toml")):  # not an installed wheel
-        candidates += [package_root, os.path.dirname(package_root)]
-    found = []
-    for path in map(os.path.realpath, candidates):
-        if path in ("/", "/usr", "/tmp") or not os.path.isdir(path) or path in found:
-            continue
-        if not (python + os.sep).startswith(path + os.sep):
-            found.append(path)
-    return found
+# Run by the program's interpreter (as root, outside any sandbox, once per process): what it
+# needs to start and to import any standard-library module.
+PROBE = """
+import json, os, site, sys, sysconfig
+dynload = [p for p in sys.path if p.endswith("lib-dynload")]
+for name in sorted(os.listdir(dynload[0])) if dynload else []:
+    if not name.startswith(("_test", "xx")):
+        try:
+            __import__(name.split(".")[0])
+        except Exception:
+            pass
+maps = sorted({line.split()[-1] for line in open("/proc/self/maps") if "/" in line.split()[-1]})
+sites = site.getsitepackages() + [site.getusersitepackages()]
+sites += [sysconfig.get_paths()[k] for k in ("purelib", "platlib")]
+print(json.dumps({"stdlib": sysconfig.get_paths()["stdlib"], "maps": maps, "sites": sites,
+                  "executable": os.path.realpath(sys.executable)}))
+"""
+
+
+def elf_interpreter(path: str) -> str | None:
+    """The dynamic loader a 64-bit ELF executable names (PT_INTERP), e.g. /lib64/ld-linux-x86-64.so.2."""
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:
+            return None
+        order = "<" if head[5] == 1 else ">"
+        (phoff,) = struct.unpack_from(order + "Q", head, 0x20)
+        entsize, count = struct.unpack_from(order + "HH", head, 0x36)
+        fh.seek(phoff)
+        table = fh.read(entsize * count)
+        for i in range(count):
+            if struct.unpack_from(order + "I", table, i * entsize)[0] == 3:  # PT_INTERP
+                offset, _, _, size = struct.unpack_from(order + "QQQQ", table, i * entsize + 8)
+                fh.seek(offset)
+                return fh.read(size).rstrip(b"\0").decode()
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def filesystem_view(python: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(expose, hide): the allow-list a program may read, read-only — the interpreter, its
+    loader, its standard library and the directories of the shared libraries it maps — and,
+    inside those, what must stay hidden: site-packages (installed packages, this one and its
+    vendored benchmarks included) and this package's own directory."""
+    out = subprocess.run([python, "-I", "-S", "-c", PROBE], capture_output=True, text=True,
+                         env={}, timeout=60, cwd="/", check=True).stdout
+    info = json.loads(out)
+    expose = {info["executable"], info["stdlib"], "/etc/ld.so.cache"}
+    expose |= {os.path.dirname(path) for path in info["maps"] if path != info["executable"]}
+    interpreter = elf_interpreter(info["executable"])
+    if interpreter:
+        expose.add(interpreter)
+    package = os.path.dirname(os.path.abspath(__file__))
+    hide = set(info["sites"]) | {package, os.path.dirname(package)}
+    hide = {os.path.realpath(p) for p in hide if os.path.isdir(p)}
+    expose = {p for p in expose if os.path.lexists(p)}
+    return tuple(sorted(expose)), tuple(sorted(hide))
 
 
 def _die_with_parent() -> None:
@@ -101,24 +145,31 @@ def _command() -> list[str]:
 
 
 def run_programs(files: dict[str, str], runs: list[dict], limits: Limits = Limits(),
-                 stop_on_failure: bool = False, python: str | None = None) -> list[dict]:
-    """Run each `{"file": name, "stdin": text}` of `runs` in one sandbox holding `files`.
+                 stop_on_failure: bool = False, python: str | None = None) -> dict:
+    """Run each `{"file": name, "stdin": text, "files": {...}}` of `runs` in one sandbox; a run
+    sees `files` plus its own `files`, in a fresh directory.
 
-    Returns one result dict per run executed (exit, signal, timed_out, stdout,
-    stdout_truncated, stderr, wall_s). Raises SandboxUnavailable when isolation is missing.
+    Returns {"results": [one dict per run executed: exit, signal, timed_out, stdout,
+    stdout_truncated, stderr, report, wall_s, budget_cut], "budget_exhausted": bool}. Raises
+    SandboxUnavailable when isolation is missing.
     """
     python = python or program_python()
     if os.geteuid() != 0 or shutil.which("unshare") is None or python is None:
         raise SandboxUnavailable(_unavailable_reason(python))
+    try:
+        expose, hide = filesystem_view(python)
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+        raise SandboxUnavailable(f"cannot inspect the sandbox interpreter {python}: {exc}") from None
     spec = {"files": files, "runs": runs, "limits": asdict(limits), "uid": sandbox_uid(),
-            "python": python, "stop_on_failure": stop_on_failure, "hide": hidden_paths(python)}
-    budget = (limits.wall_s + 0.5) * max(1, len(runs)) + 10.0
+            "python": python, "stop_on_failure": stop_on_failure, "expose": list(expose),
+            "hide": list(hide)}
+    budget = min(limits.total_s, (limits.wall_s + 0.5) * max(1, len(runs))) + 10.0
     proc = subprocess.run(_command(), input=json.dumps(spec), capture_output=True, text=True,
                           env={}, timeout=budget, cwd="/", preexec_fn=_die_with_parent)
     if proc.returncode != 0:
         raise SandboxUnavailable(f"sandbox failed to start (rc={proc.returncode}): "
                                  f"{proc.stderr.strip()[-500:]}")
-    return json.loads(proc.stdout)["results"]
+    return json.loads(proc.stdout)
 
 
 def _unavailable_reason(python: str | None) -> str:
@@ -134,7 +185,7 @@ def _unavailable_reason(python: str | None) -> str:
 def sandbox_check() -> str | None:
     """None when the sandbox works here, else the reason it does not (cached per process)."""
     try:
-        results = run_programs({"main.py": "print(6 * 7)\n"}, [{"file": "main.py"}])
+        results = run_programs({"main.py": "print(6 * 7)\n"}, [{"file": "main.py"}])["results"]
     except (SandboxUnavailable, OSError, subprocess.SubprocessError, ValueError) as exc:
         return str(exc)
     if results[0]["stdout"].strip() != "42":

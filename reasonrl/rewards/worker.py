@@ -13,6 +13,11 @@ import os
 import signal
 
 from reasonrl.rewards.base import RewardFailure
+from reasonrl.rewards.procs import become_subreaper, children, kill_descendants, reap_children
+
+# Rewards are O(1) (R1's are in [-1, 2]); a value beyond this is a verifier bug, and letting it
+# through would swamp the batch's advantages (and 1e300 overflows the reward std).
+MAX_ABS_VALUE = 1e6
 
 
 def evaluate(verifier, completion: str, example: dict) -> tuple[str, float | None, str | None]:
@@ -26,9 +31,9 @@ def evaluate(verifier, completion: str, example: dict) -> tuple[str, float | Non
         return "error", None, f"{type(exc).__name__}: {exc}"[:500]
     if value is None:
         return "none", None, None
-    if not math.isfinite(value):
-        return "error", None, f"non-finite reward {value!r}"
-    return "ok", value, None
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > MAX_ABS_VALUE:
+        return "error", None, f"reward out of range: {value!r}"[:200]
+    return "ok", float(value), None
 
 
 def warm_up(warm: list) -> None:
@@ -41,6 +46,7 @@ def warm_up(warm: list) -> None:
 def worker_main(conn, warm: list) -> None:
     # Ctrl-C goes to the whole process group; the trainer decides, workers just wait.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    become_subreaper()
     warm_up(warm)
     conn.send(("ready", os.getpid()))
     while True:
@@ -51,4 +57,13 @@ def worker_main(conn, warm: list) -> None:
         if batch is None:
             return
         for job_id, verifier, completion, example in batch:
-            conn.send((job_id, *evaluate(verifier, completion, example)))
+            outcome = evaluate(verifier, completion, example)
+            end_leftovers()
+            conn.send((job_id, *outcome))
+
+
+def end_leftovers() -> None:
+    """Kill whatever a verifier started and left running (cheap when there is nothing)."""
+    if children(os.getpid()):
+        kill_descendants(os.getpid())
+        reap_children()

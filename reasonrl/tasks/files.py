@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from reasonrl.rewards.code_tests import MalformedTest, normalise_tests
+
 from .base import DataError, Task, canonical_number, check_options, take
 
 PROMPT_FIELDS = ("prompt", "question", "problem")
@@ -48,6 +50,11 @@ def _user_example(path: Path, number: int, row: dict) -> dict:
     example = {"id": str(row.get("id", f"{path.stem}-{number}")), "prompt": prompt,
                "answer": canonical_number(row["answer"]), "meta": {"source": str(path), **meta}}
     example.update({f: row[f] for f in OPTIONAL_FIELDS if f in row})
+    if "tests" in row:  # a test without an expectation would pass an empty program
+        try:
+            normalise_tests(row["tests"])
+        except MalformedTest as exc:
+            raise DataError(f"{where}: tests: {exc}") from None
     return example
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from reasonrl.rewards import SandboxUnavailable, get_verifier
 from reasonrl.rewards.code import build_runs, run_failure, same_output
-from reasonrl.rewards.sandbox import hidden_paths, run_programs
+from reasonrl.rewards.sandbox import filesystem_view, program_python, run_programs
 
 
 def test_refuses_without_isolation(monkeypatch):
@@ -17,7 +17,6 @@ def test_refuses_without_isolation(monkeypatch):
 
 def test_run_failure_classification():
     base = {"exit": 1, "signal": None, "timed_out": False, "stdout": "", "stdout_truncated": False}
-    assert run_failure({**base, "stderr": "Traceback\nAssertionError"}, {"assert": "x"}) is None
     assert run_failure({**base, "stderr": "Traceback\nAssertionError"}, {"input": ""}) == (
         "error", "exit code 1: AssertionError")
     assert run_failure({**base, "exit": None, "signal": 24, "stderr": ""}, {}) == ("timeout", "cpu time limit")
@@ -31,10 +30,11 @@ def test_same_output_ignores_trailing_whitespace_only():
     assert not same_output(" 5", "5")
 
 
-def test_build_runs():
-    files, runs = build_runs("x = 1", [{"input": "3\n", "output": "4"}, {"assert": "assert x == 1"}])
-    assert files == {"main.py": "x = 1", "test_1.py": "x = 1\n\nassert x == 1\n"}
-    assert runs == [{"file": "main.py", "stdin": "3\n", "expect": "4"}, {"file": "test_1.py"}]
+def test_build_runs_keep_expectations_out_of_the_sandbox():
+    runs, plans = build_runs([{"input": "3\n", "output": "forty-two"}, {"assert": "assert x == 1"}])
+    assert runs[0]["stdin"] == "3\n" and "forty" not in repr(runs[0])  # only a digest goes in
+    assert plans[0] is None and plans[1]["probes"] == ["x"] and plans[1]["checks"] == ["_p0 == 1"]
+    assert "== 1" not in repr(runs[1])  # the runner evaluates `x`; the check stays here
 
 
 def test_code_without_block_or_tests_needs_no_sandbox():
@@ -43,7 +43,13 @@ def test_code_without_block_or_tests_needs_no_sandbox():
     assert code("```python\nprint(1)\n```", {}) is None
 
 
-def test_hidden_paths_spare_the_interpreter():
-    assert "/root" in hidden_paths("/usr/bin/python3")
-    assert "/root" not in hidden_paths("/root/venv/bin/python3")
-    assert os.path.realpath(os.getcwd()) in hidden_paths("/usr/bin/python3")
+def test_filesystem_view_is_an_allow_list():
+    python = program_python()
+    if python is None:
+        pytest.skip("no interpreter an unprivileged uid can run")
+    expose, hide = filesystem_view(python)
+    assert python in expose and "/" not in expose and "/usr" not in expose
+    assert not any(p in expose for p in ("/root", "/home", "/tmp", "/etc", os.getcwd()))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__import__("reasonrl").__file__)))
+    assert not any(package == p or package.startswith(p + "/") for p in expose)
+    assert any(p.endswith(("site-packages", "dist-packages")) for p in hide)

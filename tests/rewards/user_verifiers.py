@@ -26,3 +26,23 @@ def raises(completion, example):
 
 def nothing(completion, example):
     return None
+
+
+def value_from_text(completion, example):
+    return float(completion)
+
+
+def leave_a_child(completion, example):
+    """Starts `sleep 1000` (and a double-forked one, re-parented away from the worker),
+    records their pids, returns without waiting; with "hang", then sleeps until killed."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "1000"])
+    orphan = subprocess.Popen(["sh", "-c", "sleep 1000 & echo $!"], stdout=subprocess.PIPE, text=True)
+    pids = [child.pid, int(orphan.stdout.readline())]
+    orphan.wait()
+    with open(example["pid_file"], "w") as fh:
+        fh.write(" ".join(map(str, pids)))
+    if "hang" in completion:
+        time.sleep(10_000)
+    return 1.0

@@ -59,3 +59,29 @@ def test_missing_file_and_unknown_option(tmp_path):
     path = write(tmp_path / "one.jsonl", [{"prompt": "a", "answer": "1"}])
     with pytest.raises(ValueError, match="unknown option 'verfier'"):
         get_task(path, verfier="exact")
+
+
+@pytest.mark.parametrize("tests, message", [
+    ([{"input": "1"}], "tests: test 0: has 'input' but no expected 'output'"),
+    ([{"input": "1", "output": "1"}, {"stdin": "2"}], "tests: test 1: has 'stdin' but no expected 'stdout'"),
+    ({"inputs": ["1", "2"], "outputs": ["1"]}, "tests: test 0: APPS-style tests need as many outputs"),
+    ([{"inputs": ["1"]}], "tests: test 0: APPS-style tests need lists 'inputs' and 'outputs'"),
+    ([{"expected": "1"}], "tests: test 0: unknown test layout with keys ['expected']"),
+    ([{"assert": "print(1)"}], "tests: test 0: assert test has no assert statement"),
+    ([], "tests: 'tests' must be a non-empty list"),
+])
+def test_code_tests_without_expectation_are_rejected_at_load(tmp_path, tests, message):
+    path = write(tmp_path / "code.jsonl", [{"prompt": "ok", "answer": "1", "tests": [{"input": "", "output": "1"}]},
+                                           {"prompt": "p", "answer": "1", "tests": tests}])
+    with pytest.raises(ValueError) as info:
+        get_task(path)
+    assert str(info.value).startswith(f"{path}:2: {message}")
+    assert "\n" not in str(info.value)
+
+
+def test_code_test_layouts_load(tmp_path):
+    rows = [{"prompt": "a", "answer": "", "tests": [{"input": "1", "output": "2"}, {"assert": "assert f(1) == 2"}]},
+            {"prompt": "b", "answer": "", "tests": [{"stdin": "1", "stdout": "2"}]},
+            {"prompt": "c", "answer": "", "tests": {"inputs": ["1"], "outputs": ["2"]}}]
+    examples = get_task(write(tmp_path / "code.jsonl", rows)).examples("train")
+    assert [e["tests"] for e in examples] == [r["tests"] for r in rows]
