@@ -14,34 +14,28 @@ from typing import Any
 
 import reasonrl
 from reasonrl.errors import StageError
+from reasonrl.stages import STAGE_KINDS
 
-# stage name -> (module, config class, one-line description); modules import torch lazily
-STAGES: dict[str, tuple[str, str, str]] = {
-    "pretrain": ("reasonrl.stages.pretrain", "PretrainConfig",
-                 "pretrain a native DeepSeek-V3-style base model on a generated corpus"),
-    "sft": ("reasonrl.stages.sft", "SFTConfig",
-            "supervised fine-tuning on conversations or prompt/response pairs (loss on assistant tokens)"),
-    "rl": ("reasonrl.stages.rl", "RLConfig",
-           "reinforcement learning with rule-based rewards (GRPO, Dr. GRPO, DAPO, GSPO, CISPO, PPO)"),
-}
+# stage name -> (module, config class, one-line description, outputs); modules import torch lazily
+STAGES = STAGE_KINDS
 
 # extra commands with their own argument parsers: module exposing add_parser(sub) and run(args)
-COMMANDS: tuple[str, ...] = ("reasonrl.stages.sample", "reasonrl.stages.compare")
+COMMANDS: tuple[str, ...] = ("reasonrl.pipeline", "reasonrl.stages.sample", "reasonrl.stages.compare")
 
 # Bad input (config, data, paths, option values) surfaces as these; they print as one line.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, TypeError, OSError, ImportError)
 
 
 def stage_config_class(stage: str) -> type:
-    module, cls, _ = STAGES[stage]
-    return getattr(importlib.import_module(module), cls)
+    kind = STAGES[stage]
+    return getattr(importlib.import_module(kind.module), kind.config)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reasonrl", description="Train reasoning language models the DeepSeek-R1 way.")
     parser.add_argument("--version", action="version", version=f"reasonrl {reasonrl.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, _, text) in STAGES.items():
+    for name, (_, _, text, _) in STAGES.items():
         p = sub.add_parser(name, help=text, description=f"{text}. Keys: `reasonrl config show {name}`.")
         p.add_argument("config", nargs="?", help="YAML config file (optional)")
         p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=1e-4 run.name=exp1")
@@ -89,7 +83,7 @@ def _run_stage(args: argparse.Namespace) -> int:
     if args.allow_config_change:
         overrides.append("run.allow_config_change=true")
     cfg = load_config(stage_config_class(args.stage), path, overrides)
-    module = importlib.import_module(STAGES[args.stage][0])
+    module = importlib.import_module(STAGES[args.stage].module)
     module.main(cfg)
     return 0
 
