@@ -294,7 +294,8 @@ def detect_aha(rows: Sequence[dict], *, factor: float = 3.0, early_frac: float =
     acc_early = _mean([a for a in acc[:n_early] if a is not None])
     threshold = factor * max(refl_early, floor)
     rising = [r >= threshold for r in refl]
-    better = [a is not None and acc_early is not None and a > acc_early for a in acc]
+    # a tolerance, so that float noise in an unchanged accuracy does not count as a rise
+    better = [a is not None and acc_early is not None and a > acc_early + 1e-9 for a in acc]
     common = dict(reflection_early=refl_early, reflection_peak=peak, accuracy_early=acc_early,
                   threshold=threshold, accuracy_key=acc_key)
     i = _first_sustained([r and b for r, b in zip(rising, better)], n_early, sustain)
