@@ -124,7 +124,7 @@ PROCESS_KEYS: tuple[str, ...] = (
 )
 
 
-def _number(value) -> float | None:
+def as_number(value) -> float | None:
     """A finite float, or None for anything else (missing keys, null, strings, NaN)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -136,7 +136,7 @@ def series(rows: Sequence[dict], key: str) -> tuple[list[float], list[float]]:
     """(steps, values) of ``key`` over metric rows that have both a step and a finite value."""
     steps, values = [], []
     for row in rows:
-        step, value = _number(row.get("step")), _number(row.get(key))
+        step, value = as_number(row.get("step")), as_number(row.get(key))
         if step is not None and value is not None:
             steps.append(step)
             values.append(value)
@@ -159,7 +159,7 @@ def process_curves(rows: Sequence[dict]) -> dict[str, tuple[list[float], list[fl
 def training_samples(samples: Sequence[dict]) -> list[dict]:
     """samples.jsonl rows written by training (a step and a completion); the evaluation stage's
     rows (model, verdict, ...) share the file name and are left out."""
-    return [r for r in samples if _number(r.get("step")) is not None and isinstance(r.get("completion"), str)]
+    return [r for r in samples if as_number(r.get("step")) is not None and isinstance(r.get("completion"), str)]
 
 
 def _by_step(samples: Sequence[dict]) -> dict[float, list[dict]]:
@@ -188,7 +188,7 @@ def language_mixing_by_step(samples: Sequence[dict], target: str = "en", prefill
 def format_error(row: dict) -> bool:
     """A sampled completion is a format error when its ``format`` reward is 0 or, without a format
     reward, when it has no complete ``<answer>...</answer>`` span."""
-    fmt = _number((row.get("rewards") or {}).get("format"))
+    fmt = as_number((row.get("rewards") or {}).get("format"))
     if fmt is not None:
         return fmt <= 0
     text = row.get("completion") or ""
@@ -204,8 +204,8 @@ def format_error_by_step(samples: Sequence[dict]) -> tuple[list[float], list[flo
 
 def solved(row: dict) -> bool:
     """Whether a sampled completion was correct: its ``accuracy`` reward > 0, else its reward > 0."""
-    acc = _number((row.get("rewards") or {}).get("accuracy"))
-    value = acc if acc is not None else _number(row.get("reward"))
+    acc = as_number((row.get("rewards") or {}).get("accuracy"))
+    value = acc if acc is not None else as_number(row.get("reward"))
     return value is not None and value > 0
 
 
@@ -279,7 +279,7 @@ def detect_aha(rows: Sequence[dict], *, factor: float = 3.0, early_frac: float =
     whose reflection rate never exceeds ``vacuous_max`` is reported as vacuous: there was nothing
     for RL to amplify. A rise without better accuracy is reported as such, not as an aha moment.
     """
-    points = [r for r in rows if _number(r.get("step")) is not None and _number(r.get(reflection_key)) is not None]
+    points = [r for r in rows if as_number(r.get("step")) is not None and as_number(r.get(reflection_key)) is not None]
     if not points:
         return AhaResult("no_data", f"no {reflection_key} was logged: the aha detector needs RL metrics")
     refl = [float(r[reflection_key]) for r in points]
@@ -287,8 +287,8 @@ def detect_aha(rows: Sequence[dict], *, factor: float = 3.0, early_frac: float =
     if peak <= vacuous_max:
         return AhaResult("vacuous", f"no reflection words appear at any step (peak rate {peak:.3f}): the policy and "
                          "its training data have no self-check vocabulary for RL to amplify", reflection_peak=peak)
-    acc_key = next((k for k in accuracy_keys if any(_number(r.get(k)) is not None for r in points)), None)
-    acc = [_number(r.get(acc_key)) if acc_key else None for r in points]
+    acc_key = next((k for k in accuracy_keys if any(as_number(r.get(k)) is not None for r in points)), None)
+    acc = [as_number(r.get(acc_key)) if acc_key else None for r in points]
     n_early = max(1, math.ceil(early_frac * len(points)))
     refl_early = sum(refl[:n_early]) / n_early
     acc_early = _mean([a for a in acc[:n_early] if a is not None])

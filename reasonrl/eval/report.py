@@ -120,7 +120,11 @@ def sample_extremes(run: RunData, n: int = 2) -> tuple[float | None, list[dict],
     if not rows:
         return None, [], []
     step = max(float(r["step"]) for r in rows)
-    at = sorted((r for r in rows if float(r["step"]) == step), key=lambda r: -(an._number(r.get("reward")) or 0.0))
+    distinct: dict[str, dict] = {}  # a group often repeats one completion: show each text once
+    for r in rows:
+        if float(r["step"]) == step:
+            distinct.setdefault(r["completion"], r)
+    at = sorted(distinct.values(), key=lambda r: -(an.as_number(r.get("reward")) or 0.0))
     best = at[:n]
     worst = [r for r in at[::-1][:n] if r not in best]
     return step, best, worst

@@ -116,7 +116,7 @@ def plots_section(images: Sequence[tuple[Any, str]]) -> str:
         return "<h2 id='plots'>Training curves</h2><p>No curves: the runs logged no plottable metrics.</p>"
     figs = []
     for plot, uri in images:
-        wide = " class='wide'" if plot.stacked else ""
+        wide = " class='wide'" if plot.stacked and len({l.run for l in plot.lines}) > 1 else ""
         note = f" {esc(plot.note)}" if plot.note else ""
         figs.append(f"<figure{wide}><img src='{uri}' alt='{esc(plot.title)}' data-plot='{esc(plot.name)}'>"
                     f"<figcaption><b>{esc(plot.title)}</b> <span>(plots/{esc(plot.name)}.png)</span>{note}"

@@ -143,8 +143,14 @@ def render_png(plot: Plot, run_names: Sequence[str]) -> bytes:
 
     colours = {name: f"C{i % 10}" for i, name in enumerate(run_names)}
     panels = [n for n in run_names if any(l.run == n for l in plot.lines)] if plot.stacked else [None]
-    fig = Figure(figsize=(6.4 if len(panels) == 1 else 4.2 * len(panels), 3.4), dpi=100, layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    ncols = min(len(panels), 3)
+    nrows = -(-len(panels) // ncols)
+    # one panel: half the page; several (phase times per run): the page's width, 3 panels a row
+    size = (6.4, 3.4) if len(panels) == 1 else (12.4, 3.1 * nrows)
+    fig = Figure(figsize=size, dpi=100, layout="constrained")
+    axes = list(fig.subplots(nrows, ncols, squeeze=False).flat)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     for ax, panel in zip(axes, panels):
         if plot.stacked:
             _stacked(ax, [l for l in plot.lines if l.run == panel], panel, len(panels) > 1)

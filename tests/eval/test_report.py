@@ -39,7 +39,7 @@ def rl_rows(n: int, algorithm: str, aha_at: int | None) -> list[dict]:
             row.pop("kl")  # a key one run lacks: the other still plots
         if s % 10 == 0:
             row.update({"eval/accuracy": acc - 0.05, "eval/arithmetic/pass@1": acc - 0.05,
-                        "process/cot_valid_rate": 0.6 + 0.01 * s})
+                        "process/cot_valid_rate": 0.6 + 0.004 * s * f})
         rows.append(row)
     return rows
 
