@@ -52,12 +52,13 @@ def _json(path: Path) -> Any:
 
 
 def load_run(path: str | Path, name: str | None = None) -> RunData:
-    """A run directory's logs; ValueError (one line) when it is not a run directory."""
+    """A run directory's logs; ValueError (one line) when it is not a run directory: neither training
+    logs nor evaluation results (an evaluation-only directory has just the latter)."""
     import yaml
 
     d = Path(path)
-    if not (d / "metrics.jsonl").is_file():
-        raise ValueError(f"{d} is not a run directory (no metrics.jsonl)")
+    if not (d / "metrics.jsonl").is_file() and not (d / "eval_results.json").is_file():
+        raise ValueError(f"{d} is not a run directory (no metrics.jsonl or eval_results.json)")
     try:
         config = yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")) if (d / "config.yaml").is_file() else {}
     except yaml.YAMLError:
@@ -82,7 +83,7 @@ def _get(tree: dict, dotted: str) -> Any:
 
 def stage_of(run: RunData) -> str:
     stages = [r.get("stage") for r in run.metrics if r.get("stage")]
-    return str(stages[-1]) if stages else "?"
+    return str(stages[-1]) if stages else ("eval" if run.eval_results else "?")
 
 
 def highlights(run: RunData) -> dict[str, Any]:

@@ -160,6 +160,7 @@ def render_png(plot: Plot, run_names: Sequence[str]) -> bytes:
                 ax.set_ylim(bottom=0, top=max(max(max(l.y) for l in plot.lines) * 1.08, 0.05))
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
+        ax.ticklabel_format(axis="y", useOffset=False)  # "+5.667" offsets hide the actual level
     axes[0].set_ylabel(plot.ylabel)
     fig.suptitle(plot.title, fontsize=11)
     buf = io.BytesIO()

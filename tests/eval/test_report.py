@@ -124,8 +124,21 @@ def test_report_defaults_to_the_first_run_dir_and_bad_input_exits_2(tmp_path, ca
     assert (run / "report.html").is_file() and (run / "plots" / "reward.png").is_file()
     assert main(["report", str(run), str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "is not a run directory (no metrics.jsonl)" in err[0]
+    assert len(err) == 1 and "is not a run directory (no metrics.jsonl" in err[0]
     assert main(["report", str(run), "--names", "a,b"]) == 2
+
+
+def test_evaluation_only_directory_renders_its_tables(tmp_path):
+    d = tmp_path / "eval"
+    d.mkdir()
+    (d / "eval_results.json").write_text(json.dumps(EVAL_MODEL))  # one model, no `models`
+    (d / "samples.jsonl").write_text(json.dumps({"model": "m", "id": "q1", "sample": 0, "seed": 0, "prompt": "?",
+                                                 "completion": "<b>x</b>", "extracted": "x", "verdict": False,
+                                                 "gold": "y"}) + "\n")
+    assert main(["report", str(d), "--quiet"]) == 0
+    page = (d / "report.html").read_text()
+    assert '<table class="eval">' in page and "45.0% [31.0, 59.0]" in page and "data-plot" not in page
+    assert "<b>x</b>" not in page and "data-status='no_data'" in page and "<td>eval</td>" in page
 
 
 def test_pretrain_run_gets_its_loss_plot_only(tmp_path):
