@@ -60,7 +60,8 @@ def load_run(path: str | Path, name: str | None = None) -> RunData:
     if not (d / "metrics.jsonl").is_file() and not (d / "eval_results.json").is_file():
         raise ValueError(f"{d} is not a run directory (no metrics.jsonl or eval_results.json)")
     try:
-        config = yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")) if (d / "config.yaml").is_file() else {}
+        cfg_file = d / "config.yaml"
+        config = yaml.safe_load(cfg_file.read_text(encoding="utf-8")) if cfg_file.is_file() else {}
     except yaml.YAMLError:
         config = {}
     results = _json(d / "eval_results.json")
@@ -93,7 +94,8 @@ def highlights(run: RunData) -> dict[str, Any]:
            "advantage": _get(c, "rl.advantage"), "model": _get(c, "model.path") or _get(c, "model.preset"),
            "task": _get(c, "data.task"), "steps": _get(c, "rl.steps") or _get(c, "budget.steps"),
            "group size": _get(c, "rl.group_size"), "beta (KL)": _get(c, "rl.beta"), "lr": _get(c, "optim.lr"),
-           "seed": _get(c, "run.seed"), "reasonrl": env.get("reasonrl"), "git commit": (env.get("git_commit") or "")[:12],
+           "seed": _get(c, "run.seed"), "reasonrl": env.get("reasonrl"),
+           "git commit": (env.get("git_commit") or "")[:12],
            "torch": env.get("torch"), "python": env.get("python"), "started": env.get("time")}
     return {k: v for k, v in out.items() if v not in (None, "")}
 
@@ -110,7 +112,8 @@ def results_row(run: RunData) -> dict[str, Any]:
     _, times = an.series(run.metrics, "step_time_s")
     return {"run": run.name, "stage": stage_of(run), "algorithm": _get(run.config, "rl.algorithm"),
             "steps": int(max(steps)) if steps else None, "final reward": last(run.metrics, "reward/mean"),
-            "final train accuracy": last(run.metrics, "accuracy"), "final dev accuracy": last(run.metrics, "eval/accuracy"),
+            "final train accuracy": last(run.metrics, "accuracy"),
+            "final dev accuracy": last(run.metrics, "eval/accuracy"),
             "final KL": last(run.metrics, "kl"), "mean length": sum(lengths) / len(lengths) if lengths else None,
             "final loss": last(run.metrics, "loss"), "wall time (s)": sum(times) if times else None}
 

@@ -97,7 +97,8 @@ def summary_section(runs: Sequence[rp.RunData]) -> str:
     keys = list(dict.fromkeys(k for f in facts for k in f))
     rows = [[k, *[fmt(f.get(k)) for f in facts]] for k in keys]
     dirs = "".join(f"<li><b>{esc(r.name)}</b>: <code>{esc(r.dir)}</code></li>" for r in runs)
-    return "<h2 id='runs'>Runs</h2>" + table(["", *[r.name for r in runs]], rows, "summary") + f"<ul class='meta'>{dirs}</ul>"
+    return ("<h2 id='runs'>Runs</h2>" + table(["", *[r.name for r in runs]], rows, "summary")
+            + f"<ul class='meta'>{dirs}</ul>")
 
 
 def aha_section(ahas: dict[str, an.AhaResult]) -> str:

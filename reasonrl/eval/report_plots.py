@@ -74,7 +74,8 @@ def reflection_plot(runs) -> Plot:
         _add(plot, run.name, "R1 words", logged)
         if not logged[0]:
             _add(plot, run.name, "R1 words (samples)", an.reflection_by_step(run.samples))
-        _add(plot, run.name, "Dr. GRPO strict (samples)", an.reflection_by_step(run.samples, an.STRICT_REFLECTION_WORDS))
+        strict = an.reflection_by_step(run.samples, an.STRICT_REFLECTION_WORDS)
+        _add(plot, run.name, "Dr. GRPO strict (samples)", strict)
     return plot
 
 
@@ -151,9 +152,11 @@ def render_png(plot: Plot, run_names: Sequence[str]) -> bytes:
     axes = list(fig.subplots(nrows, ncols, squeeze=False).flat)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
+    # one colour per phase in every panel, and one legend beside them rather than over the areas
+    phases = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(l.label for l in plot.lines))}
     for ax, panel in zip(axes, panels):
         if plot.stacked:
-            _stacked(ax, [l for l in plot.lines if l.run == panel], panel, len(panels) > 1)
+            _stacked(ax, [l for l in plot.lines if l.run == panel], panel, len(panels) > 1, phases)
         else:
             _lines(ax, plot.lines, colours, len(run_names) > 1)
             if plot.zero_based and min(min(l.y) for l in plot.lines) >= 0:
@@ -162,6 +165,9 @@ def render_png(plot: Plot, run_names: Sequence[str]) -> bytes:
         ax.grid(alpha=0.3)
         ax.ticklabel_format(axis="y", useOffset=False)  # "+5.667" offsets hide the actual level
     axes[0].set_ylabel(plot.ylabel)
+    if plot.stacked and plot.lines:
+        handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}
+        fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8, frameon=False)
     fig.suptitle(plot.title, fontsize=11)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -181,12 +187,12 @@ def _lines(ax, lines: Sequence[Line], colours: dict[str, str], several_runs: boo
         ax.legend(fontsize=8, frameon=False)
 
 
-def _stacked(ax, lines: Sequence[Line], run: str | None, titled: bool) -> None:
+def _stacked(ax, lines: Sequence[Line], run: str | None, titled: bool, phase_colours: dict[str, str]) -> None:
     """Phases stacked on the steps all of them logged (a phase missing at a step would misalign)."""
     steps = sorted(set.intersection(*(set(l.x) for l in lines))) if lines else []
     values = [[dict(zip(l.x, l.y))[s] for s in steps] for l in lines]
     if steps:
-        ax.stackplot(steps, values, labels=[l.label for l in lines], alpha=0.85)
-        ax.legend(fontsize=8, frameon=False, loc="upper left")
+        ax.stackplot(steps, values, labels=[l.label for l in lines], alpha=0.85,
+                     colors=[phase_colours[l.label] for l in lines])
     if titled:
         ax.set_title(run, fontsize=9)

@@ -57,8 +57,10 @@ def models_table(results: dict) -> str:
     for i, m in enumerate(models):
         ci = m.get("ci95") or {}
         pass_k = m.get("pass@k") or {}
-        rows.append([_model_name(m, i), with_ci(m.get("greedy"), ci.get("greedy")), with_ci(m.get("pass@1"), ci.get("pass@1")),
-                     *[with_ci(pass_k.get(k), ci.get(f"pass@{k}")) for k in ks], with_ci(m.get("cons@k"), ci.get("cons@k")),
+        rows.append([_model_name(m, i), with_ci(m.get("greedy"), ci.get("greedy")),
+                     with_ci(m.get("pass@1"), ci.get("pass@1")),
+                     *[with_ci(pass_k.get(k), ci.get(f"pass@{k}")) for k in ks],
+                     with_ci(m.get("cons@k"), ci.get("cons@k")),
                      with_ci(m.get("mean_length"), None, pct=False), _cell(m.get("format_failure_rate")),
                      _cell(m.get("strict")), _cell(m.get("process"))])
     keep = [j for j, h in enumerate(headers) if j == 0 or any(r[j] not in (None, ("num", "-")) for r in rows)]

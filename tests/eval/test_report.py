@@ -83,7 +83,8 @@ def make_run(root: Path, name: str, algorithm: str, aha_at: int | None, n: int =
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rl_rows(n, algorithm, aha_at))
                                      + '{"step": 61, "torn', encoding="utf-8")
     (d / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sample_rows(n)), encoding="utf-8")
-    (d / "config.yaml").write_text(f"# resolved config\nrun: {{name: {name}, seed: 3}}\nmodel: {{path: runs/base/model}}\n"
+    (d / "config.yaml").write_text(f"# resolved config\nrun: {{name: {name}, seed: 3}}\n"
+                                   "model: {path: runs/base/model}\n"
                                    f"data: {{task: arithmetic}}\nrl: {{algorithm: {algorithm}, steps: {n}, "
                                    "group_size: 4, beta: 0.01}\noptim: {lr: 1.0e-05}\n", encoding="utf-8")
     (d / "environment.json").write_text(json.dumps({"reasonrl": "0.1.0", "python": "3.11.9", "torch": "2.13.0",
