@@ -20,7 +20,8 @@ from reasonrl.stages import STAGE_KINDS
 STAGES = STAGE_KINDS
 
 # extra commands with their own argument parsers: module exposing add_parser(sub) and run(args)
-COMMANDS: tuple[str, ...] = ("reasonrl.pipeline", "reasonrl.stages.sample", "reasonrl.stages.compare")
+COMMANDS: tuple[str, ...] = ("reasonrl.pipeline", "reasonrl.stages.sample", "reasonrl.stages.compare",
+                             "reasonrl.stages.report")
 
 # Bad input (config, data, paths, option values) surfaces as these; they print as one line.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, TypeError, OSError, ImportError)

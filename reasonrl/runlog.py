@@ -14,7 +14,7 @@ import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from reasonrl.ranks import is_main_process
 
@@ -33,8 +33,10 @@ class Run:
     `run_dir=None` gives console output only (nothing written).
     """
 
-    def __init__(self, run_dir: str | os.PathLike | None, *, quiet: bool = False, stage: str | None = None):
+    def __init__(self, run_dir: str | os.PathLike | None, *, quiet: bool = False, stage: str | None = None,
+                 sinks: Sequence[Any] = ()):
         self.dir = Path(run_dir) if run_dir is not None else None
+        self.sinks = list(sinks)  # optional copies of metric rows (reasonrl.runlog_sinks): .log(row), .close()
         self.quiet = quiet
         self.stage = stage
         self.is_main = is_main_process()
@@ -86,6 +88,14 @@ class Run:
         if self.stage is not None:
             row.setdefault("stage", self.stage)
         self._append_jsonl("metrics.jsonl", row)
+        if self.is_main:
+            for sink in self.sinks:
+                sink.log(row)
+
+    def close(self) -> None:
+        """Flush and close the sinks (metrics.jsonl needs nothing: every row is written at once)."""
+        for sink in self.sinks:
+            sink.close()
 
     def log_samples(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:

@@ -18,6 +18,9 @@ class RunSection:
     quiet: bool = opt(False, "print nothing but errors")
     allow_config_change: bool = opt(False, "resume a run whose config.yaml differs from this config (the changed "
                                     "keys are listed); without it such a resume is refused")
+    log_to: list[Literal["tensorboard", "wandb"]] = opt(factory=list, help="also log metrics to TensorBoard "
+                                                        "(<run>/tensorboard) and/or W&B offline (<run>/wandb); "
+                                                        "extras: reasonrl[tensorboard], reasonrl[wandb]")
 
     @property
     def path(self) -> Path:

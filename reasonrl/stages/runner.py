@@ -22,7 +22,7 @@ from reasonrl.errors import StageError
 from reasonrl.stages.common import StageResult
 
 STAGE_FILE = "stage.json"  # written last: the stage is complete, with its outputs and metrics
-IGNORED_CHANGES = ("run.quiet", "run.allow_config_change", "run.dir", "run.name")
+IGNORED_CHANGES = ("run.quiet", "run.allow_config_change", "run.dir", "run.name", "run.log_to")
 
 
 class StageProgram(Protocol):
@@ -64,9 +64,11 @@ class Schedule:
 
 def run_stage(name: str, cfg: Any, build: Build, schedule: Schedule) -> StageResult:
     from reasonrl.runlog import Run
+    from reasonrl.runlog_sinks import open_sinks
 
     refuse_multi_process(name)
-    run = Run(cfg.run.path, quiet=cfg.run.quiet, stage=name)
+    sinks = open_sinks(cfg.run.log_to, cfg.run.path, cfg.run.name)  # a missing extra fails before any write
+    run = Run(cfg.run.path, quiet=cfg.run.quiet, stage=name, sinks=sinks)
     changed = check_config_change(run.dir, cfg, name)
     done = None if changed else completed_result(run.dir)
     if done is not None:
@@ -78,7 +80,7 @@ def run_stage(name: str, cfg: Any, build: Build, schedule: Schedule) -> StageRes
                          "configured: nothing to train (raise the step budget or use a new run.name)")
     record_run(run, cfg, name)
     run.truncate_logs_after(start)
-    with program.resources():
+    with program.resources(), contextlib.closing(run):
         metrics = step_loop(program, run, name, start, schedule)
         final = run.path("model")
         program.export(final)

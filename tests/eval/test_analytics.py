@@ -114,3 +114,105 @@ def test_language_reward_and_mixing_rate_agree(prefill):
     below_one = sum(1 for r in rewards if r is not None and r < 1) / len(MIXED)
     assert language_mixing_rate(MIXED, prefill=prefill) == pytest.approx(below_one)
     assert below_one == pytest.approx(4 / 7)  # rows 0, 2, 3, 6; CJK after the CoT does not count
+
+
+# ------------------------------------------------------------------------------------------------
+# analytics over a run (hand-made metrics and samples rows)
+
+from reasonrl.eval.analytics import (  # noqa: E402
+    detect_aha,
+    format_error_by_step,
+    length_curves,
+    process_curves,
+    reflection_by_step,
+    series,
+    solve_rate_history,
+    solve_rate_summary,
+)
+
+
+def _rows(reflection, accuracy):
+    return [{"step": i + 1, "stage": "rl", "reflection_rate": r, "accuracy": a}
+            for i, (r, a) in enumerate(zip(reflection, accuracy))]
+
+
+def test_aha_found_at_the_step_where_reflection_and_accuracy_rise_together():
+    refl = [0.05] * 10 + [0.08, 0.10, 0.20, 0.22, 0.25, 0.30] + [0.3] * 4
+    acc = [0.2] * 10 + [0.25, 0.3, 0.15, 0.4, 0.5, 0.6] + [0.6] * 4
+    # step 13 has 4x reflection but worse accuracy: the aha step is 14 (both hold from there on)
+    res = detect_aha(_rows(refl, acc))
+    assert res.status == "aha" and res.step == 14
+    assert res.reflection_early == pytest.approx(0.05) and res.threshold == pytest.approx(0.15)
+    assert res.accuracy_early == pytest.approx(0.2) and res.accuracy_at == pytest.approx(0.4)
+    assert "aha moment at step 14" in res.verdict
+    assert detect_aha(_rows(refl, acc), sustain=1).step == 14
+    assert detect_aha(_rows(refl, acc), factor=5.0).step == 15  # 5 x 0.05 = 0.25
+
+
+def test_no_aha_when_reflection_stays_near_its_early_level():
+    res = detect_aha(_rows([0.1, 0.12, 0.11, 0.15, 0.2, 0.25, 0.2], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]))
+    assert res.status == "none" and res.step is None
+    assert "no aha moment" in res.verdict and "0.250" in res.verdict
+
+
+def test_vacuous_when_no_reflection_word_ever_appears():
+    res = detect_aha(_rows([0.0] * 20, [i / 20 for i in range(20)]))
+    assert res.status == "vacuous"
+    assert "no reflection words appear at any step" in res.verdict and "self-check vocabulary" in res.verdict
+    assert detect_aha(_rows([0.0, 0.005, 0.0], [0, 0, 0])).status == "vacuous"
+
+
+def test_floor_keeps_a_start_at_zero_from_making_any_word_a_rise():
+    refl = [0.0] * 10 + [0.03, 0.04, 0.03, 0.04]  # 0 early; 3 x floor 0.02 = 0.06 never reached
+    assert detect_aha(_rows(refl, [0.1] * 10 + [0.5] * 4)).status == "none"
+
+
+def test_reflection_rising_without_accuracy():
+    refl = [0.05] * 10 + [0.3] * 10
+    res = detect_aha(_rows(refl, [0.5] * 10 + [0.4] * 10))
+    assert res.status == "reflection_without_accuracy" and res.step == 11
+    assert "reflection rose without accuracy" in res.verdict
+    no_acc = [{"step": i + 1, "reflection_rate": r} for i, r in enumerate(refl)]
+    res = detect_aha(no_acc)
+    assert res.status == "reflection_without_accuracy" and "no accuracy was logged" in res.verdict
+
+
+def test_aha_no_data_and_missing_keys():
+    assert detect_aha([]).status == "no_data"
+    assert detect_aha([{"step": 1, "loss": 2.0}]).status == "no_data"
+    rows = [{"step": 1, "kl": 0.1}, {"step": 2, "kl": None}, {"kl": 0.3}, {"step": 3, "kl": float("nan")}]
+    assert series(rows, "kl") == ([1.0], [0.1])
+
+
+def test_length_and_process_curves_only_for_logged_keys():
+    rows = [{"step": 1, "length/mean": 10, "length/correct": 8}, {"step": 2, "length/mean": 12},
+            {"step": 2, "process/cot_valid_rate": 0.5}]
+    assert length_curves(rows) == {"length/mean": ([1.0, 2.0], [10.0, 12.0]), "length/correct": ([1.0], [8.0])}
+    assert process_curves(rows) == {"process/cot_valid_rate": ([2.0], [0.5])}
+
+
+SAMPLES = [
+    {"step": 1, "id": "a", "completion": "<think>x</think><answer>1</answer>", "reward": 1.5,
+     "rewards": {"accuracy": 1.0, "format": 1.0}},
+    {"step": 1, "id": "a", "completion": "Wait, 2", "reward": 0.0, "rewards": {"accuracy": 0.0, "format": 0.0}},
+    {"step": 1, "id": "b", "completion": "let me recheck <answer>3</answer>", "reward": 0.0, "rewards": {}},
+    {"step": 5, "id": "a", "completion": "<answer>1</answer> but", "reward": 1.0, "rewards": {"accuracy": 1.0}},
+    {"step": 5, "id": "a", "completion": "<answer>1</answer>", "reward": 1.0, "rewards": {"accuracy": 1.0}},
+    {"step": 5, "id": "b", "completion": "no tag, wait", "reward": 0.0, "rewards": {"accuracy": 0.0}},
+    {"model": "base", "id": "a", "sample": 0, "completion": "eval row", "verdict": True},  # evaluation stage row
+]
+
+
+def test_reflection_and_format_errors_from_samples():
+    assert reflection_by_step(SAMPLES) == ([1.0, 5.0], [pytest.approx(1 / 3), pytest.approx(2 / 3)])
+    assert reflection_by_step(SAMPLES, STRICT_REFLECTION_WORDS) == ([1.0, 5.0], [pytest.approx(1 / 3), 0.0])
+    # step 1: format reward 0 once; the third has no format reward but a complete answer span
+    # step 5: no format rewards; one completion lacks the answer tag
+    assert format_error_by_step(SAMPLES) == ([1.0, 5.0], [pytest.approx(1 / 3), pytest.approx(1 / 3)])
+
+
+def test_solve_rate_history_and_summary():
+    hist = solve_rate_history(SAMPLES)
+    assert hist == {"a": [(1.0, 0.5), (5.0, 1.0)], "b": [(1.0, 0.0), (5.0, 0.0)]}
+    assert solve_rate_summary(hist) == {"prompts": 2, "sampled_twice": 2, "learned": 1, "regressed": 0,
+                                        "always_solved": 0, "never_solved": 1}
