@@ -45,7 +45,7 @@ class BudgetSection:
 @dataclass
 class EvalSection:
     every: int = opt(200, "evaluate held-out answer accuracy every N steps (and at the end); 0 disables", ge=0)
-    n_examples: int = opt(200, "held-out test examples per evaluation", ge=1)
+    n_examples: int = opt(200, "held-out dev examples per evaluation (a fixed set, the same for every run seed)", ge=1)
     max_new_tokens: int = opt(64, "generation budget per answer", ge=1)
 
 

@@ -37,7 +37,7 @@ class RLData:
 @dataclass
 class RLEval:
     every: int = opt(0, "held-out greedy accuracy every N steps (0: only at the end)", ge=0)
-    n_examples: int = opt(200, "held-out test examples", ge=1)
+    n_examples: int = opt(200, "held-out dev examples (a fixed set, the same for every run seed)", ge=1)
 
 
 @dataclass
