@@ -26,7 +26,6 @@ _TABLE = re.compile(rf"(?P<a>{_NUMBER})\*(?P<b>{_NUMBER})=(?P<c>{_NUMBER})")
 _ADD_FACT = re.compile(rf"{_NUMBER}(?:\+{_NUMBER})*")
 _SUB_FACT = re.compile(rf"{_NUMBER}(?:-{_NUMBER})+")
 _MUL_FACT = re.compile(rf"(?P<x>{_NUMBER})\*(?P<d>{_NUMBER})(?:\+(?P<carry>{_NUMBER}))?")
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
 _PLAIN_ANSWER = re.compile(r"(?:^|\n)Answer:[ \t]*([^\n]*)")
 
 
@@ -204,10 +203,12 @@ def _check_chain(operands: list[int], ops: str, steps: list[str]) -> int:
 
 def split_completion(completion: str) -> tuple[str, str | None]:
     """(reasoning, final answer or None): the text before </think> (or before <answer>, or
-    before a plain-format `Answer:` line) and the last <answer> (or `Answer:`) content."""
-    answers = _ANSWER.findall(completion)
+    before a plain-format `Answer:` line) and the content of the last <answer> tag (or of the
+    first `Answer:` line); str.find, not a lazy regex, so many open tags cost one pass."""
+    start = completion.rfind("<answer>")
+    end = completion.find("</answer>", start) if start >= 0 else -1
     plain = _PLAIN_ANSWER.search(completion)
-    answer = answers[-1].strip() if answers else plain.group(1).strip() if plain else None
+    answer = completion[start + len("<answer>"):end].strip() if end >= 0 else plain.group(1).strip() if plain else None
     for end in ("</think>", "<answer>"):
         if end in completion:
             return completion.split(end, 1)[0].replace("<think>", ""), answer

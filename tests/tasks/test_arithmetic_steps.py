@@ -115,3 +115,15 @@ def test_every_corpus_solution_checks_and_every_corrupted_one_fails(options):
     assert any(e["meta"]["corrupted"] for e in examples)
     for example in examples:
         assert check_steps(r1_completion(example), example) is (not example["meta"]["corrupted"]), example
+
+
+def test_hostile_completions_are_checked_in_linear_time():
+    import time
+
+    hostile = ["<answer>" * 2400, "1+" * 9000 + "=", "7+8=15 write 5, " * 1200, "47+38: " + "x" * 19000 + " = 8",
+               "9" * 19990 + "write 1", "Answer:" * 2800]
+    start = time.perf_counter()
+    for text in hostile:
+        assert check_steps(text, ADD) in (None, False)
+    assert check_steps("7+8=15 write 5 carry 1, " * 200_000, ADD) is None  # past the length cap: not read
+    assert time.perf_counter() - start < 1.0
