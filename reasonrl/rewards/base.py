@@ -37,6 +37,7 @@ BUILTINS = {
     "language": ("reasonrl.rewards.style:language_consistency", True),
     "overlong": ("reasonrl.rewards.style:overlong_penalty", True),
     "code": ("reasonrl.rewards.code:code_reward", False),
+    "process": ("reasonrl.rewards.process:process_reward", True),
 }
 
 

@@ -45,7 +45,7 @@ class BudgetSection:
 @dataclass
 class EvalSection:
     every: int = opt(200, "evaluate held-out answer accuracy every N steps (and at the end); 0 disables", ge=0)
-    n_examples: int = opt(200, "held-out test examples per evaluation", ge=1)
+    n_examples: int = opt(200, "held-out dev examples per evaluation (a fixed set, the same for every run seed)", ge=1)
     max_new_tokens: int = opt(64, "generation budget per answer", ge=1)
 
 
@@ -83,7 +83,7 @@ class PretrainProgram:
 
         torch.set_num_threads(cfg.run.threads)
         self.cfg, self.run, self.total_steps = cfg, run, _total_steps(cfg)
-        self.task, docs, self.test, self.tokenizer = _prepare_data(cfg, run)
+        self.task, docs, self.eval_examples, self.tokenizer = _prepare_data(cfg, run)
         self.windows = _windows(cfg, self.tokenizer, docs)
         self.model = _init_model(cfg, self.tokenizer, ckpt)
         optim = cfg.optim if cfg.optim.total_steps else dataclasses.replace(cfg.optim, total_steps=self.total_steps)
@@ -100,13 +100,15 @@ class PretrainProgram:
 
     def evaluate(self) -> dict[str, float]:
         from reasonrl.eval.accuracy import answer_accuracy
+        from reasonrl.stages.rl import in_loop_eval_metrics
+        from reasonrl.tasks.base import IN_LOOP_EVAL_SEED
         from reasonrl.tasks.prompts import build_prompt
 
         fmt = PROMPT_FORMAT[self.cfg.data.template]
-        result = answer_accuracy(self.model, self.tokenizer, self.test, verifier=self.task.verifier,
+        result = answer_accuracy(self.model, self.tokenizer, self.eval_examples, verifier=self.task.verifier,
                                  prompt_fn=lambda ex: build_prompt(ex, self.tokenizer, fmt),
-                                 max_new_tokens=self.cfg.eval.max_new_tokens, seed=self.cfg.run.seed)
-        return {"eval/accuracy": result.accuracy, f"eval/{self.task.name}/pass@1": result.accuracy}
+                                 max_new_tokens=self.cfg.eval.max_new_tokens, seed=IN_LOOP_EVAL_SEED)
+        return in_loop_eval_metrics(self.task, self.eval_examples, result)
 
     def save_checkpoint(self, step: int) -> None:
         from reasonrl.train.checkpoint import save_checkpoint
@@ -148,12 +150,13 @@ class PretrainProgram:
 
 def _prepare_data(cfg: PretrainConfig, run):
     from reasonrl.data_utils import ensure_tokenizer
+    from reasonrl.stages.rl import in_loop_eval_set
     from reasonrl.tasks.prompts import build_prompt
     from reasonrl.tasks import corpus_text, get_task, r1_completion, render_solution
 
     task = get_task(cfg.data.task, **cfg.data.options)
     train = task.examples("train", cfg.data.n_examples, seed=cfg.run.seed)
-    test = task.examples("test", cfg.eval.n_examples, seed=cfg.run.seed)
+    dev = in_loop_eval_set(task, cfg.eval.n_examples, run)
     fmt = PROMPT_FORMAT[cfg.data.template]
     if cfg.data.template == "plain":
         docs = [(build_prompt(ex, None, fmt), render_solution(ex)[len(ex["prompt"]) + 1:]) for ex in train]
@@ -161,7 +164,7 @@ def _prepare_data(cfg: PretrainConfig, run):
         docs = [(build_prompt(ex, None, fmt), r1_completion(ex)) for ex in train]
     texts = [corpus_text(ex, cfg.data.template) for ex in train[:5000]]
     tokenizer = ensure_tokenizer(run.path("tokenizer"), texts, cfg.tokenizer.vocab_size, cfg.tokenizer.path)
-    return task, docs, test, tokenizer
+    return task, docs, dev, tokenizer
 
 
 def _windows(cfg: PretrainConfig, tokenizer, docs):

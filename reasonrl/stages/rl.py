@@ -15,6 +15,7 @@ from typing import Any
 from reasonrl.config import opt, section
 from reasonrl.rl.config import RLSection
 from reasonrl.stages.common import CheckpointSection, ModelSpec, RunSection, StageResult
+from reasonrl.tasks.base import IN_LOOP_EVAL_SEED
 from reasonrl.tasks.prompts import PromptFormatChoice
 from reasonrl.train.loop import OptimConfig
 
@@ -36,7 +37,7 @@ class RLData:
 @dataclass
 class RLEval:
     every: int = opt(0, "held-out greedy accuracy every N steps (0: only at the end)", ge=0)
-    n_examples: int = opt(200, "held-out test examples", ge=1)
+    n_examples: int = opt(200, "held-out dev examples (a fixed set, the same for every run seed)", ge=1)
 
 
 @dataclass
@@ -77,7 +78,7 @@ class RLProgram:
         self.cfg, self.run, self.total_steps = cfg, run, cfg.rl.steps
         self.task = get_task(cfg.data.task, **cfg.data.options)
         train = self.task.examples("train", cfg.data.n_train, seed=cfg.run.seed)
-        self.test = self.task.examples("test", cfg.eval.n_examples, seed=cfg.run.seed)
+        self.eval_examples = in_loop_eval_set(self.task, cfg.eval.n_examples, run)
         self.ctx = build_context(cfg, run, ckpt, train)
         self.zero_spread = ZeroSpreadMonitor(cfg.rl.warn_zero_spread_steps, run)
 
@@ -88,7 +89,8 @@ class RLProgram:
 
         t0 = time.perf_counter()
         batch, stats = ALGORITHMS[self.cfg.rl.algorithm](self.ctx, step)
-        metrics = {**step_metrics(batch, stats, self.ctx.prompt.prefill), "step_time_s": time.perf_counter() - t0}
+        metrics = {**step_metrics(batch, stats, self.ctx.prompt.prefill, self.task.step_check),
+                   "step_time_s": time.perf_counter() - t0}
         self.zero_spread.observe(step + 1, metrics)
         if self.cfg.samples_every and step % self.cfg.samples_every == 0:
             write_samples(self.run, step + 1, batch)
@@ -99,11 +101,11 @@ class RLProgram:
         from reasonrl.eval.accuracy import answer_accuracy
 
         prompt, tokenizer = self.ctx.prompt, self.ctx.tokenizer
-        result = answer_accuracy(self.ctx.actor, tokenizer, self.test, verifier=self.task.verifier,
+        result = answer_accuracy(self.ctx.actor, tokenizer, self.eval_examples, verifier=self.task.verifier,
                                  prompt_fn=lambda ex: prompt.render(ex, tokenizer),
-                                 max_new_tokens=self.cfg.rl.max_new_tokens, seed=self.cfg.run.seed,
+                                 max_new_tokens=self.cfg.rl.max_new_tokens, seed=IN_LOOP_EVAL_SEED,
                                  stop_strings=prompt.stop_strings, scorer=self.ctx.scorer)
-        return {"eval/accuracy": result.accuracy, f"eval/{self.task.name}/pass@1": result.accuracy}
+        return in_loop_eval_metrics(self.task, self.eval_examples, result)
 
     def save_checkpoint(self, step: int) -> None:
         from reasonrl.train.checkpoint import save_checkpoint
@@ -152,6 +154,28 @@ class RLProgram:
         with RewardRuntime(self.cfg.rewards, timeout_s=self.cfg.reward_timeout_s) as runtime:
             self.ctx.scorer = runtime
             yield runtime
+
+
+def in_loop_eval_set(task, n: int, run) -> list[dict]:
+    """The in-loop evaluation examples: the task's dev split, drawn with a fixed seed so every run
+    seed is measured on the same problems (the final numbers on test are the eval stage's)."""
+    from reasonrl.tasks import in_loop_eval_examples, in_loop_split
+
+    if in_loop_split(task) != "dev":
+        run.warn(f"task '{task.name}' has no dev split: the in-loop evaluation uses its test split")
+    return in_loop_eval_examples(task, n)
+
+
+def in_loop_eval_metrics(task, examples: list[dict], result) -> dict[str, float]:
+    """eval/accuracy and eval/<task>/pass@1 (on dev), plus eval/cot_valid_rate and
+    eval/right_answer_wrong_reasoning when the task has a step check."""
+    from reasonrl.tasks.process import process_metrics
+
+    texts = [text for row in result.texts for text in row]
+    flat_examples = [ex for ex, row in zip(examples, result.texts) for _ in row]
+    correct = [value > 0 for row in result.correct for value in row]
+    return {"eval/accuracy": result.accuracy, f"eval/{task.name}/pass@1": result.accuracy,
+            **process_metrics("eval", texts, flat_examples, correct, task.step_check)}
 
 
 def build_context(cfg: RLConfig, run, ckpt: Path | None, train: list[dict]):
@@ -237,9 +261,11 @@ def zero_spread_message(step: int, streak: int, metrics: dict[str, Any]) -> str:
             f"gradient is 0; {cause}; verifier failures: {failures or 'none'}")
 
 
-def step_metrics(batch, stats: dict[str, float], prefill: str = "") -> dict[str, float]:
-    """The registered metrics.jsonl keys for one step (docs/design.md)."""
+def step_metrics(batch, stats: dict[str, float], prefill: str = "", step_check=None) -> dict[str, float]:
+    """The registered metrics.jsonl keys for one step (docs/design.md); with the task's
+    `step_check`, also process/cot_valid_rate and process/right_answer_wrong_reasoning."""
     from reasonrl.eval.analytics import language_mixing_rate, reflection_rate, response_length_stats
+    from reasonrl.tasks.process import process_metrics
 
     accuracy = batch.components.get("accuracy")
     correct = [bool(v) and v > 0 for v in accuracy] if accuracy is not None else None
@@ -253,6 +279,7 @@ def step_metrics(batch, stats: dict[str, float], prefill: str = "") -> dict[str,
         metrics["accuracy"] = sum(correct) / len(correct)
     metrics.update(response_length_stats(batch.lengths, correct))
     metrics["truncated_frac"] = sum(batch.truncated) / len(batch)
+    metrics.update(process_metrics("process", batch.texts, batch.examples, correct, step_check))
     metrics["reflection_rate"] = reflection_rate(batch.texts)
     metrics["lang_mix_rate"] = language_mixing_rate(batch.texts, prefill=prefill)
     metrics["tokens_per_s/gen"] = batch.gen_tokens_per_s

@@ -11,9 +11,10 @@ from functools import partial
 from typing import Any
 
 from . import arithmetic, countdown, files, rg
-from .base import DataError, Task
+from .base import IN_LOOP_EVAL_SEED, SPLIT_PERCENT, DataError, Task, in_loop_eval_examples, in_loop_split
 from .countdown import countdown_score
 from .files import load_benchmark, verify_checksum
+from .process import process_stats, resolve_step_check
 from .templates import corpus_text, final_answer, r1_completion, r1_short_prompt, r1_zero_prompt, render_solution
 
 BUILDERS = {
@@ -22,8 +23,10 @@ BUILDERS = {
     **{name: partial(files.build_benchmark, name) for name in files.BENCHMARK_FILES},
 }
 
-__all__ = ["BUILDERS", "DataError", "Task", "corpus_text", "countdown_score", "final_answer", "get_task",
-           "load_benchmark", "r1_completion", "r1_short_prompt", "r1_zero_prompt", "render_solution", "verify_checksum"]
+__all__ = ["BUILDERS", "IN_LOOP_EVAL_SEED", "SPLIT_PERCENT", "DataError", "Task", "corpus_text", "countdown_score",
+           "final_answer", "get_task", "in_loop_eval_examples", "in_loop_split", "load_benchmark", "process_stats",
+           "r1_completion", "r1_short_prompt", "r1_zero_prompt", "render_solution", "resolve_step_check",
+           "verify_checksum"]
 
 
 def get_task(spec: str, **options: Any) -> Task:

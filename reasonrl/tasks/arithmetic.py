@@ -12,7 +12,8 @@ import itertools
 import random
 from typing import Any
 
-from .base import DEFAULT_SIZE, Task, check_int, check_options, make_rng, sample_unique, split_of
+from .arithmetic_steps import check_steps, column_name
+from .base import DEFAULT_SIZE, GENERATED_SPLITS, Task, check_int, check_options, make_rng, sample_unique, split_of
 
 DEFAULTS: dict[str, Any] = {"digits": 2, "terms": 2, "ops": "+", "corpus_error_rate": 0.0}
 OP_SETS = {"+": "+", "-": "-", "+-": "+-", "-+": "+-", "*": "*"}
@@ -21,14 +22,19 @@ ENUMERATE_LIMIT = 200_000
 
 
 class _Slips:
-    """Counts carry/borrow events and forgets the one numbered `forget` (None: forget none)."""
+    """Counts carry/borrow events and forgets the one numbered `forget` (None: forget none).
+
+    Also records the columns (0 = units) a carry or borrow leaves, for the problem's categories.
+    """
 
     def __init__(self, forget: int | None = None):
         self.forget = forget
         self.count = 0
+        self.columns: set[int] = set()
 
-    def keep(self) -> bool:
+    def keep(self, column: int) -> bool:
         self.count += 1
+        self.columns.add(column)
         return self.count - 1 != self.forget
 
 
@@ -43,7 +49,7 @@ def _add_columns(nums: list[int], slips: _Slips) -> tuple[str, int]:
         column = [d for d in (_digit(n, col) for n in nums) if d is not None] + ([carry] if carry else [])
         total = sum(column)
         carry = total // 10
-        if carry and not slips.keep():
+        if carry and not slips.keep(col):
             carry = 0
         fact = f"{'+'.join(map(str, column))}={total} " if len(column) > 1 else ""
         parts.append(f"{fact}write {total % 10}" + (f" carry {carry}" if carry else ""))
@@ -65,7 +71,7 @@ def _sub_columns(a: int, b: int, slips: _Slips) -> tuple[str, int]:
         diff = top - sum(column)
         borrow = 1 if diff < 0 else 0
         top, diff = (top + 10, diff + 10) if borrow else (top, diff)
-        if borrow and not slips.keep():
+        if borrow and not slips.keep(col):
             borrow = 0  # borrowed here but not paid back in the next column
         fact = f"{'-'.join(map(str, [top] + column))}={diff} " if column else ""
         parts.append(f"{fact}write {diff}" + (f" borrow {borrow}" if borrow else ""))
@@ -82,7 +88,7 @@ def _mul_digit(a: int, d: int, slips: _Slips) -> tuple[str, int]:
         total = _digit(a, col) * d + carry
         fact = f"{_digit(a, col)}*{d}" + (f"+{carry}" if carry else "")
         carry = total // 10
-        if carry and not slips.keep():
+        if carry and not slips.keep(col):
             carry = 0
         parts.append(f"{fact}={total} write {total % 10}" + (f" carry {carry}" if carry else ""))
         value += total % 10 * 10**col
@@ -134,8 +140,34 @@ def _example(operands: list[int], ops: str, rng: random.Random, error_rate: floa
         "answer": str(value),
         "solution": solution,
         "meta": {"source": "arithmetic", "operands": list(operands), "ops": ops,
-                 "has_carry": events.count > 0, "corrupted": corrupted, "solution_answer": str(final)},
+                 "has_carry": events.count > 0, "corrupted": corrupted, "solution_answer": str(final),
+                 "step_check": "arithmetic"},  # the `process` reward finds check_steps by this name
     }
+
+
+def problem_key(operands: list[int] | tuple[int, ...], ops: str) -> str:
+    """The split key, the same for every reordering that is trivially the same problem.
+
+    Products: the multiset of factors. Sums and differences: the multiset of added terms (the
+    first operand and every `+x`) and the multiset of subtracted ones, so 47+38 and 38+47 share
+    a key, as do 85-19-3 and 85-3-19, and 47+38-19 and 38+47-19.
+    """
+    if set(ops) == {"*"}:
+        return "*:" + ",".join(map(str, sorted(operands)))
+    added = [operands[0]] + [x for op, x in zip(ops, operands[1:]) if op == "+"]
+    taken = [x for op, x in zip(ops, operands[1:]) if op == "-"]
+    return f"+{','.join(map(str, sorted(added)))}-{','.join(map(str, sorted(taken)))}"
+
+
+def categories(example: dict) -> dict[str, str]:
+    """`op`: the operators used ("+", "-", "+-", "*"); `carry`: the columns a carry or borrow
+    leaves in the correct solution, units first, joined by "+" ("none", "units", "tens",
+    "units+tens", "units+hundreds", ..., "10^4" past the thousands)."""
+    meta = example["meta"]
+    events = _Slips()
+    solve(list(meta["operands"]), meta["ops"], events)
+    carry = "+".join(column_name(c) for c in sorted(events.columns)) or "none"
+    return {"op": "".join(sorted(set(meta["ops"]))), "carry": carry}
 
 
 def _valid(operands: tuple[int, ...], ops: str) -> bool:
@@ -171,7 +203,7 @@ def _enumerate(opts: dict[str, Any], split: str) -> list[tuple[tuple[int, ...], 
     problems = []
     for ops in itertools.product(opts["ops"], repeat=opts["terms"] - 1):
         for operands in itertools.product(numbers, repeat=opts["terms"]):
-            if _valid(operands, "".join(ops)) and split_of(_expression(list(operands), "".join(ops))) == split:
+            if _valid(operands, "".join(ops)) and split_of(problem_key(operands, "".join(ops))) == split:
                 problems.append((operands, "".join(ops)))
     return problems
 
@@ -192,12 +224,12 @@ def _make(opts: dict[str, Any], split: str, n: int | None, seed: int) -> list[di
         return [_example(list(o), ops, rng, rate) for o, ops in rng.sample(problems, size)]
     numbers = _operand_range(opts["digits"])
 
-    def draw() -> tuple[str, dict] | None:
+    def draw() -> tuple[str, str, dict] | None:
         operands = [rng.choice(numbers) for _ in range(opts["terms"])]
         ops = "".join(rng.choice(opts["ops"]) for _ in range(opts["terms"] - 1))
         if not _valid(tuple(operands), ops):
             return None
-        return _expression(operands, ops), {"operands": operands, "ops": ops}
+        return problem_key(operands, ops), _expression(operands, ops), {"operands": operands, "ops": ops}
 
     picked = sample_unique("arithmetic", split, DEFAULT_SIZE if n is None else n, draw)
     return [_example(p["operands"], p["ops"], rng, rate) for p in picked]
@@ -206,5 +238,6 @@ def _make(opts: dict[str, Any], split: str, n: int | None, seed: int) -> list[di
 def build(**options: Any) -> Task:
     """The arithmetic task; options: digits, terms, ops, corpus_error_rate (docs/tasks.md)."""
     opts = _options(options)
-    return Task(name="arithmetic", verifier="numeric", splits=("train", "test"),
-                make=lambda split, n, seed: _make(opts, split, n, seed), options=opts)
+    return Task(name="arithmetic", verifier="numeric", splits=GENERATED_SPLITS,
+                make=lambda split, n, seed: _make(opts, split, n, seed), options=opts,
+                categories=categories, step_check=check_steps)

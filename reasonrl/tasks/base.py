@@ -7,9 +7,17 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable
 
-# Generated tasks decide a problem's split from a hash of its canonical text, so the same
-# problem lands in the same split whatever the seed, size or options of the call.
-TEST_PERCENT = 10
+# Generated tasks decide a problem's split from a hash of its canonical key, so the same
+# problem (and its trivial variants: operand order) lands in the same split whatever the seed,
+# size or options of the call. Percent of keys per split, in hash-bucket order. dev and test
+# together are the 10 % that were `test` before dev existed, so the train pool keeps its size
+# (the default pretraining corpus needs 7000 of the 8100 2-digit additions).
+SPLIT_PERCENT = (("test", 5), ("dev", 5), ("train", 90))
+GENERATED_SPLITS = ("train", "dev", "test")
+
+# The in-loop evaluation set of pretrain and rl is drawn with this seed, never the run's seed:
+# runs with different seeds are then compared on the same problems.
+IN_LOOP_EVAL_SEED = 0
 
 # Size of a generated split when `n` is not given.
 DEFAULT_SIZE = 1000
@@ -28,6 +36,12 @@ class Task:
     splits: tuple[str, ...]
     make: Callable[[str, int | None, int], list[dict]]
     options: dict[str, Any]
+    # A problem's categories (e.g. {"op": "+", "carry": "units"}); the eval stage breaks its
+    # numbers down by these plus the categories examples carry in `meta` (subject, level).
+    categories: Callable[[dict], dict[str, str]] | None = None
+    # (completion, example) -> True when every checkable step of the chain of thought is right,
+    # False when one is wrong, None when nothing in it is checkable (docs/tasks.md, step checks).
+    step_check: Callable[[str, dict], bool | None] | None = None
 
     def examples(self, split: str = "train", n: int | None = None, seed: int = 0) -> list[dict]:
         """`n` examples of `split`, deterministic from `seed` (n=None: see docs/tasks.md)."""
@@ -63,9 +77,24 @@ def check_int(task: str, name: str, value: Any, low: int, high: int | None = Non
 
 
 def split_of(key: str) -> str:
-    """'test' for about TEST_PERCENT % of canonical problem keys, 'train' for the rest."""
+    """'test', 'dev' or 'train' for a canonical problem key, in the shares of SPLIT_PERCENT."""
     digest = hashlib.sha256(key.encode("utf-8")).digest()
-    return "test" if int.from_bytes(digest[:8], "big") % 100 < TEST_PERCENT else "train"
+    bucket = int.from_bytes(digest[:8], "big") % 100
+    for split, percent in SPLIT_PERCENT:
+        if bucket < percent:
+            return split
+        bucket -= percent
+    raise AssertionError("SPLIT_PERCENT must add up to 100")
+
+
+def in_loop_split(task: Task) -> str:
+    """The split the in-loop evaluation uses: 'dev', or 'test' for a task without one."""
+    return "dev" if "dev" in task.splits else "test"
+
+
+def in_loop_eval_examples(task: Task, n: int) -> list[dict]:
+    """The in-loop evaluation set: `n` examples of `in_loop_split(task)`, the same for every run seed."""
+    return task.examples(in_loop_split(task), n, seed=IN_LOOP_EVAL_SEED)
 
 
 def make_rng(task: str, split: str, seed: int) -> random.Random:
@@ -73,19 +102,21 @@ def make_rng(task: str, split: str, seed: int) -> random.Random:
     return random.Random(f"{task}|{split}|{seed}")
 
 
-def sample_unique(task: str, split: str, n: int, draw: Callable[[], tuple[str, dict] | None],
+def sample_unique(task: str, split: str, n: int, draw: Callable[[], tuple[str, str, dict] | None],
                   max_misses: int = 20000) -> list[dict]:
     """Draw examples until `n` distinct problems of `split` are found.
 
-    `draw` returns (canonical key, example) or None for a rejected draw. Fails clearly when the
-    problem space runs dry instead of looping forever.
+    `draw` returns (split key, identity, item) or None for a rejected draw: the split key is
+    the canonical key (shared by trivial variants such as 38+47 and 47+38), the identity tells
+    distinct problems apart. Fails clearly when the problem space runs dry instead of looping
+    forever.
     """
     out: list[dict] = []
     seen: set[str] = set()
     misses = 0
     while len(out) < n:
         item = draw()
-        if item is None or item[0] in seen or split_of(item[0]) != split:
+        if item is None or item[1] in seen or split_of(item[0]) != split:
             misses += 1
             if misses > max_misses:
                 raise ValueError(
@@ -94,8 +125,8 @@ def sample_unique(task: str, split: str, n: int, draw: Callable[[], tuple[str, d
                 )
             continue
         misses = 0
-        seen.add(item[0])
-        out.append(item[1])
+        seen.add(item[1])
+        out.append(item[2])
     return out
 
 

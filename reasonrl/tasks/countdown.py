@@ -13,7 +13,7 @@ import random
 from fractions import Fraction
 from typing import Any
 
-from .base import DEFAULT_SIZE, Task, check_int, check_options, make_rng, sample_unique
+from .base import DEFAULT_SIZE, GENERATED_SPLITS, Task, check_int, check_options, make_rng, sample_unique
 
 DEFAULTS: dict[str, Any] = {"numbers": 3, "max_number": 20, "max_target": 100}
 PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
@@ -40,7 +40,7 @@ def _combine(a: tuple, b: tuple, op: str) -> tuple | None:
     return value, expr, PRECEDENCE[op], f"{a[0]}{op}{b[0]}={value}"
 
 
-def _draw(rng: random.Random, opts: dict[str, Any]) -> tuple[str, dict] | None:
+def _draw(rng: random.Random, opts: dict[str, Any]) -> tuple[str, str, dict] | None:
     numbers = [rng.randint(1, opts["max_number"]) for _ in range(opts["numbers"])]
     pool = [(x, str(x), 3) for x in numbers]
     steps = []
@@ -54,9 +54,9 @@ def _draw(rng: random.Random, opts: dict[str, Any]) -> tuple[str, dict] | None:
     target, expression = pool[0][0], pool[0][1]
     if not 1 <= target <= opts["max_target"]:
         return None
-    key = f"countdown:{','.join(map(str, sorted(numbers)))}->{target}"
+    key = problem_key(numbers, target)
     listed = ", ".join(map(str, numbers))
-    return key, {
+    return key, key, {
         "id": f"countdown-{','.join(map(str, sorted(numbers)))}-{target}",
         "prompt": f"Using the numbers {listed}, make {target}. Use each number exactly once, "
                   "with + - * / and parentheses.",
@@ -64,6 +64,16 @@ def _draw(rng: random.Random, opts: dict[str, Any]) -> tuple[str, dict] | None:
         "solution": ", ".join(steps),
         "meta": {"source": "countdown", "numbers": numbers, "target": target},
     }
+
+
+def problem_key(numbers: list[int], target: int) -> str:
+    """The split key: the multiset of numbers and the target, so any reordering shares a split."""
+    return f"countdown:{','.join(map(str, sorted(numbers)))}->{target}"
+
+
+def categories(example: dict) -> dict[str, str]:
+    """How many numbers the problem gives."""
+    return {"numbers": str(len(example["meta"]["numbers"]))}
 
 
 def _evaluate(node: ast.AST, used: list[int]) -> Fraction:
@@ -106,4 +116,5 @@ def build(**options: Any) -> Task:
         rng = make_rng("countdown", split, seed)
         return sample_unique("countdown", split, DEFAULT_SIZE if n is None else n, lambda: _draw(rng, opts))
 
-    return Task(name="countdown", verifier="countdown", splits=("train", "test"), make=make, options=opts)
+    return Task(name="countdown", verifier="countdown", splits=GENERATED_SPLITS, make=make, options=opts,
+                categories=categories)

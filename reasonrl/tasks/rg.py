@@ -1,19 +1,21 @@
 """reasoning-gym datasets as tasks: `rg:<dataset name>`, options passed to the dataset's config.
 
 reasoning-gym generates item i of a dataset from `seed + i`, so datasets built with different
-seeds share items. Train and test therefore use different seeds AND a hash split of the
-question text: a test question can never be one of the train questions, whatever the sizes.
+seeds share items. Train, dev and test therefore use different seeds AND a hash split of the
+question text: a test (or dev) question can never be one of the train questions, whatever the
+seeds and sizes. The text is hashed as it is: reasoning-gym questions have no canonical form
+this adapter could know, so only exact repeats are caught.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .base import DEFAULT_SIZE, Task, split_of
+from .base import DEFAULT_SIZE, GENERATED_SPLITS, Task, split_of
 
 # Items inspected per example asked for, before giving up on a dataset with too few questions.
 SCAN_FACTOR = 40
-SPLIT_SEED_OFFSET = {"train": 0, "test": 7_919_000}
+SPLIT_SEED_OFFSET = {"train": 0, "dev": 3_967_000, "test": 7_919_000}
 
 
 def _dataset(name: str, seed: int, size: int, config: dict[str, Any]):
@@ -63,5 +65,5 @@ def build(name: str, **config: Any) -> Task:
     if not name:
         raise ValueError("task 'rg:': give a reasoning-gym dataset name, e.g. rg:chain_sum")
     _dataset(name, 0, 1, config)  # fail now on an unknown dataset or option, not at first use
-    return Task(name=f"rg:{name}", verifier="reasoning_gym", splits=("train", "test"),
+    return Task(name=f"rg:{name}", verifier="reasoning_gym", splits=GENERATED_SPLITS,
                 make=lambda split, n, seed: _make(name, config, split, n, seed), options=dict(config))

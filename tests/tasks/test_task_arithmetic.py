@@ -3,7 +3,7 @@ import random
 import pytest
 
 from reasonrl.tasks import corpus_text, get_task, r1_completion, r1_zero_prompt, render_solution
-from reasonrl.tasks.arithmetic import _example, _Slips, solve
+from reasonrl.tasks.arithmetic import _example, _Slips, problem_key, solve
 from reasonrl.tasks.base import split_of
 
 
@@ -36,7 +36,7 @@ def test_example_format():
         "id": "arithmetic-47+38", "prompt": "What is 47+38?", "answer": "85",
         "solution": "7+8=15 write 5 carry 1, 4+3+1=8 write 8",
         "meta": {"source": "arithmetic", "operands": [47, 38], "ops": "+", "has_carry": True,
-                 "corrupted": False, "solution_answer": "85"},
+                 "corrupted": False, "solution_answer": "85", "step_check": "arithmetic"},
     }
     assert render_solution(example) == "What is 47+38?\n7+8=15 write 5 carry 1, 4+3+1=8 write 8\nAnswer: 85"
     assert r1_completion(example) == "<think>7+8=15 write 5 carry 1, 4+3+1=8 write 8</think><answer>85</answer>"
@@ -54,12 +54,12 @@ def test_deterministic_per_seed():
 
 def test_train_and_test_are_disjoint():
     task = get_task("arithmetic")
-    test = task.examples("test")  # every test problem of 2-digit addition: about 10% of 90*90
+    test = task.examples("test")  # every test problem of 2-digit addition: about 5% of 90*90
     train = task.examples("train", n=5000, seed=1)
-    assert 600 < len(test) < 1000
+    assert 250 < len(test) < 600
     assert not {e["prompt"] for e in test} & {e["prompt"] for e in train}
     assert len({e["id"] for e in train}) == 5000
-    assert all(split_of(e["id"].removeprefix("arithmetic-")) == "train" for e in train)
+    assert all(split_of(problem_key(e["meta"]["operands"], e["meta"]["ops"])) == "train" for e in train)
 
 
 def test_every_answer_is_the_true_value():

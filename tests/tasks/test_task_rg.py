@@ -25,3 +25,15 @@ def test_reasoning_gym_errors():
         get_task("rg:chain_sum", bogus=1)
     with pytest.raises(ValueError, match="rg:no_such_dataset"):
         get_task("rg:no_such_dataset")
+
+
+def test_reasoning_gym_dev_is_disjoint_from_train_and_test():
+    task = get_task("rg:chain_sum")
+    assert task.splits == ("train", "dev", "test")
+    train = {e["prompt"] for e in task.examples("train", n=300, seed=0)}
+    dev = task.examples("dev", n=30, seed=0)
+    test = {e["prompt"] for e in task.examples("test", n=30, seed=0)}
+    assert len({e["prompt"] for e in dev}) == 30 and dev[0]["id"].startswith("rg-chain_sum-dev-")
+    assert not {e["prompt"] for e in dev} & (train | test)
+    # another seed draws other dev questions, still never a train question of any seed
+    assert not {e["prompt"] for e in task.examples("dev", n=30, seed=5)} & train
