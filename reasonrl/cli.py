@@ -21,10 +21,13 @@ STAGES: dict[str, tuple[str, str, str]] = {
                  "pretrain a native DeepSeek-V3-style base model on a generated corpus"),
     "rl": ("reasonrl.stages.rl", "RLConfig",
            "reinforcement learning with rule-based rewards (GRPO, Dr. GRPO, DAPO, GSPO, CISPO, PPO)"),
+    "eval": ("reasonrl.stages.evaluate", "EvalConfig",
+             "benchmark evaluation: pass@1 over k samples, pass@k, cons@k, greedy, confidence intervals"),
 }
 
 # extra commands with their own argument parsers: module exposing add_parser(sub) and run(args)
-COMMANDS: tuple[str, ...] = ("reasonrl.stages.sample", "reasonrl.stages.compare")
+# (a stage module listed here builds its own parser: `eval` takes model paths before its config)
+COMMANDS: tuple[str, ...] = ("reasonrl.stages.sample", "reasonrl.stages.evaluate", "reasonrl.stages.compare")
 
 # Bad input (config, data, paths, option values) surfaces as these; they print as one line.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, TypeError, OSError, ImportError)
@@ -39,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reasonrl", description="Train reasoning language models the DeepSeek-R1 way.")
     parser.add_argument("--version", action="version", version=f"reasonrl {reasonrl.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, _, text) in STAGES.items():
+    for name, (module, _, text) in STAGES.items():
+        if module in COMMANDS:
+            continue
         p = sub.add_parser(name, help=text, description=f"{text}. Keys: `reasonrl config show {name}`.")
         p.add_argument("config", nargs="?", help="YAML config file (optional)")
         p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=1e-4 run.name=exp1")
