@@ -118,8 +118,8 @@ def cli_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
     for item in args.items:
         if "=" in item:
             overrides.append(item)
-        elif item.endswith((".yaml", ".yml")) and path is None and Path(item).is_file():
-            path = item
+        elif item.endswith((".yaml", ".yml")) and path is None:
+            path = item  # a missing file fails as "config file not found"
         else:
             models.append(item)
     if models:
