@@ -70,13 +70,18 @@ def score_completions(runtime, task, examples: Sequence[dict], texts: Sequence[S
     `extract_order` (e.g. "boxed"): strict mode, only that answer slot counts."""
     verifier = task.verifier
     strict = extract_order is not None and takes_extract(verifier)
-    spec = {verifier: {"weight": 1.0, **({"extract": extract_order} if strict else {})}}
-    flat_examples = [ex for ex, row in zip(examples, texts) for _ in row]
-    flat_texts = [t for row in texts for t in row]
-    values = iter(runtime.score(flat_texts, flat_examples, spec).components[verifier]) if flat_texts else iter(())
     order = extract_order if strict else None
-    correct = [[float(next(values) or 0.0) for _ in row] for row in texts]
     answers = [[extract(t, verifier, ex, order) for t in row] for ex, row in zip(examples, texts)]
+    # the built-in checkers read exactly this answer and give 0 without one: only the rest is scored
+    # (user verifiers extract on their own, so all of their completions are)
+    known = verifier == "code" or takes_extract(verifier)
+    todo = [(i, j) for i, row in enumerate(texts) for j in range(len(row)) if not known or answers[i][j] is not None]
+    correct = [[0.0] * len(row) for row in texts]
+    if todo:
+        spec = {verifier: {"weight": 1.0, **({"extract": extract_order} if strict else {})}}
+        result = runtime.score([texts[i][j] for i, j in todo], [examples[i] for i, _ in todo], spec)
+        for (i, j), value in zip(todo, result.components[verifier]):
+            correct[i][j] = float(value or 0.0)
     return Scored(correct, answers)
 
 

@@ -138,7 +138,9 @@ def print_tables(doc: dict[str, Any]) -> None:
         table.add_row(m["name"], _pct(m["pass@1"], m["ci95"]["pass@1"]), _pct(m["pass@k"][str(k)]),
                       _pct(m["cons@k"], m["ci95"]["cons@k"]), _pct(m["greedy"], m["ci95"].get("greedy")),
                       _pct(m["strict"]["pass@1"]), _pct(m["format_failure_rate"]), f"{m.get('mean_length', 0):.1f}")
-    console = Console()
+    import sys
+
+    console = Console(width=None if sys.stdout.isatty() else 150)  # a log file keeps one row per model
     console.print(table)
     if doc["diff"]:
         diffs = Table(title=f"difference against {doc['diff'][0]['against']} (paired bootstrap 95% CI)")

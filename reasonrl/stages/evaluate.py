@@ -152,8 +152,7 @@ def run(args: argparse.Namespace) -> int:
 def main(cfg: EvalConfig) -> StageResult:
     """Check everything (task, problems, model paths), evaluate every model, then write: bad
     input fails before anything is loaded or written."""
-    import torch
-
+    from reasonrl.config import dump_yaml
     from reasonrl.rewards import RewardRuntime
     from reasonrl.runlog import Run
     from reasonrl.stages.eval_results import build_document, print_tables, sample_rows
@@ -164,6 +163,8 @@ def main(cfg: EvalConfig) -> StageResult:
     examples = task.examples(cfg.data.split, cfg.data.limit, seed=cfg.data.seed)
     if not examples:
         raise ValueError(f"task '{task.name}' has no problems in split '{cfg.data.split}'")
+    import torch  # after the checks: bad input fails fast
+
     torch.set_num_threads(cfg.run.threads)
     run = Run(cfg.run.path, quiet=cfg.run.quiet, stage="eval")
     with RewardRuntime(timeout_s=cfg.eval.timeout_s) as runtime:
@@ -172,6 +173,9 @@ def main(cfg: EvalConfig) -> StageResult:
     run.write_text(SAMPLES_FILE, "".join(json.dumps(r) + "\n" for e in evals for r in sample_rows(e, examples)))
     run.write_text(GREEDY_FILE, "".join(json.dumps(r) + "\n" for e in evals for r in sample_rows(e, examples, True)))
     run.write_json(RESULTS_FILE, document)
+    run.write_text("config.yaml", "# resolved config of `reasonrl eval`; re-run with: reasonrl eval <this file>\n"
+                   + dump_yaml(cfg))
+    run.write_environment()
     if not cfg.run.quiet:
         print_tables(document)
     run.print(f"eval: results in {run.path(RESULTS_FILE)}")
