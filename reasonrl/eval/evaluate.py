@@ -193,7 +193,7 @@ def example_categories(task, examples: Sequence[dict], keys: Sequence[str] | Non
     for ex in examples:
         meta = ex.get("meta") or {}
         row = {k: str(meta[k]) for k in keys if k in meta}
-        for name, value in (declared(ex) if callable(declared) else {}).items():
+        for name, value in ((declared(ex) if callable(declared) else None) or {}).items():
             row[f"task:{name}" if name in row else name] = str(value)
         rows.append(row)
     return rows

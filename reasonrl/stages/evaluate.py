@@ -191,6 +191,8 @@ def check_models(cfg: EvalConfig) -> list[str]:
         raise ValueError("eval needs at least one model: reasonrl eval MODEL [MODEL ...]")
     if not cfg.eval.seeds:
         raise ValueError("eval.seeds is empty: give at least one sampling seed")
+    if len(set(cfg.eval.seeds)) != len(cfg.eval.seeds):
+        raise ValueError(f"eval.seeds repeats a seed ({cfg.eval.seeds}): a repeat would count the same samples twice")
     for path in cfg.models:
         resolve_model_source(path, cfg.gguf_file)
     names = list(cfg.names) or [Path(m).name or m for m in cfg.models]

@@ -109,3 +109,19 @@ def test_compare_is_an_alias_with_its_old_flags(tmp_path, tiny_base):
     assert a["greedy"] == b["greedy"] and a["greedy_ci95"][0] <= a["greedy"] <= a["greedy_ci95"][1]
     assert out.with_suffix(".md").read_text().startswith("| model | greedy accuracy |")
     assert (tmp_path / "cmp" / "eval_results.json").is_file()
+
+
+def test_flags_become_dotted_overrides_and_positionals_may_follow_them():
+    from reasonrl.cli import build_parser
+    from reasonrl.config import load_config
+    from reasonrl.stages.evaluate import EvalConfig, cli_overrides
+
+    args = build_parser().parse_args(["eval", "m1", "--task", "rg:basic_arithmetic", "--k", "4", "m2",
+                                      "--seeds", "0,1,2", "--names", "x,y", "--task-option", "size=5",
+                                      "run.name=cmp", "--limit", "7", "--top-p", "0.9"])
+    path, overrides = cli_overrides(args)
+    cfg = load_config(EvalConfig, path, overrides)
+    assert path is None and cfg.models == ["m1", "m2"] and cfg.names == ["x", "y"]
+    assert (cfg.data.task, cfg.data.limit, cfg.data.options) == ("rg:basic_arithmetic", 7, {"size": 5})
+    assert (cfg.eval.k, cfg.eval.seeds, cfg.eval.top_p, cfg.run.name) == (4, [0, 1, 2], 0.9, "cmp")
+    assert (cfg.eval.temperature, cfg.run.dir) == (0.6, "runs")  # defaults: R1's sampling
