@@ -20,8 +20,9 @@ from reasonrl.stages import STAGE_KINDS
 STAGES = STAGE_KINDS
 
 # extra commands with their own argument parsers: module exposing add_parser(sub) and run(args)
-COMMANDS: tuple[str, ...] = ("reasonrl.pipeline", "reasonrl.stages.sample", "reasonrl.stages.compare",
-                             "reasonrl.stages.report")
+# (a stage module listed here builds its own parser: `eval` takes model paths before its config)
+COMMANDS: tuple[str, ...] = ("reasonrl.pipeline", "reasonrl.stages.sample", "reasonrl.stages.evaluate",
+                             "reasonrl.stages.compare", "reasonrl.stages.report")
 
 # Bad input (config, data, paths, option values) surfaces as these; they print as one line.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, TypeError, OSError, ImportError)
@@ -36,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reasonrl", description="Train reasoning language models the DeepSeek-R1 way.")
     parser.add_argument("--version", action="version", version=f"reasonrl {reasonrl.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, _, text, _) in STAGES.items():
+    for name, (module, _, text, _) in STAGES.items():
+        if module in COMMANDS:
+            continue
         p = sub.add_parser(name, help=text, description=f"{text}. Keys: `reasonrl config show {name}`.")
         p.add_argument("config", nargs="?", help="YAML config file (optional)")
         p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=1e-4 run.name=exp1")

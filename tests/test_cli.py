@@ -33,13 +33,13 @@ def test_every_command_has_help(capsys):
 def test_config_show_lists_keys(stage, capsys):
     assert main(["config", "show", stage]) == 0
     out = capsys.readouterr().out
-    assert "run.seed" in out and "optim.lr" in out
+    assert "run.seed" in out and ("optim.lr" in out or stage == "eval")  # eval trains nothing
 
 
 def test_unknown_key_is_one_line_exit_2(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("optim:\n  lrr: 0.1\n")
-    stage = sorted(STAGES)[0]
+    stage = "pretrain"
     out = run_cli(stage, str(cfg))
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
@@ -48,12 +48,12 @@ def test_unknown_key_is_one_line_exit_2(tmp_path):
 
 
 def test_missing_config_file_is_one_line(tmp_path):
-    out = run_cli(sorted(STAGES)[0], str(tmp_path / "nope.yaml"))
+    out = run_cli("pretrain", str(tmp_path / "nope.yaml"))
     assert out.returncode == 2 and "config file not found" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_debug_shows_traceback(tmp_path):
-    out = run_cli(sorted(STAGES)[0], str(tmp_path / "nope.yaml"), "--debug")
+    out = run_cli("pretrain", str(tmp_path / "nope.yaml"), "--debug")
     assert out.returncode != 0 and "Traceback" in out.stderr
 
 

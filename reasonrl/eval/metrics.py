@@ -2,6 +2,13 @@
 
 Conventions: a *correct matrix* is one row per problem, one entry per sample (bool or 0/1).
 Rows may have different lengths; every problem weighs the same in the average.
+
+    >>> pass_at_k(5, 2, 2)                       # 1 - C(3,2)/C(5,2)
+    0.7
+    >>> cons_at_k([["3", "5", "5"], ["7", None, "1"]], gold=["5", "1"], k=3)   # ties: first seen
+    0.5
+    >>> paired_bootstrap_ci([0, 1, 0, 1], [1, 1, 0, 1])[0] >= 0.0
+    True
 """
 
 from __future__ import annotations
@@ -66,29 +73,42 @@ def majority_vote(answers: Sequence[Hashable | None]) -> Hashable | None:
 def cons_at_k(
     answers: Sequence[Sequence[Hashable | None]],
     gold: Sequence[Hashable] | None = None,
+    k: int | None = None,
     correct_fn: Callable[[Hashable, int], bool] | None = None,
 ) -> float:
-    """cons@k: fraction of problems whose majority-vote answer is correct.
+    """cons@k: fraction of problems whose majority vote over the first ``k`` answers is correct.
 
-    Give either ``gold`` (the voted answer must equal it) or ``correct_fn(voted, problem_index)``
-    (e.g. a math verifier). A problem with no answer at all counts as wrong.
+    ``k=None`` votes over every answer of a row. Give either ``gold`` (the voted answer must equal
+    it) or ``correct_fn(voted, problem_index)`` (e.g. a math verifier). Ties go to the tied answer
+    that appears first; ``None`` (no extractable answer) never wins, and a problem without any
+    answer counts as wrong:
+
+        >>> cons_at_k([["a", "b", "b", "a"]], gold=["a"], k=4)   # 2-2 tie, "a" came first
+        1.0
+        >>> cons_at_k([["a", "b", "b", "a"]], gold=["a"], k=3)   # "b" 2-1
+        0.0
+        >>> cons_at_k([[None, None, "x"]], gold=["x"])            # None never wins
+        1.0
     """
-    return _mean(per_problem_cons(answers, gold, correct_fn))
+    return _mean(per_problem_cons(answers, gold, correct_fn, k=k))
 
 
 def per_problem_cons(
     answers: Sequence[Sequence[Hashable | None]],
     gold: Sequence[Hashable] | None = None,
     correct_fn: Callable[[Hashable, int], bool] | None = None,
+    k: int | None = None,
 ) -> list[float]:
     """1.0/0.0 per problem for the majority-vote answer (see :func:`cons_at_k`)."""
     if (gold is None) == (correct_fn is None):
         raise ValueError("give exactly one of gold or correct_fn")
     if gold is not None and len(gold) != len(answers):
         raise ValueError(f"{len(answers)} problems but {len(gold)} gold answers")
+    if k is not None and k < 1:
+        raise ValueError(f"cons@k needs k >= 1, got {k}")
     out = []
     for i, row in enumerate(answers):
-        voted = majority_vote(row)
+        voted = majority_vote(row if k is None else list(row)[:k])
         if voted is None:
             out.append(0.0)
         elif gold is not None:
@@ -125,14 +145,53 @@ def _wilson_ci(xs: Sequence[float]) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def _percentiles(means: list[float]) -> tuple[float, float]:
+    means = sorted(means)
+    last = len(means) - 1
+    return (means[int(0.025 * last)], means[int(math.ceil(0.975 * last))])
+
+
 def _bootstrap_ci(xs: Sequence[float], n_boot: int, seed: int) -> tuple[float, float]:
     # Percentile bootstrap over problems; a private seeded RNG keeps reports reproducible.
     rng = random.Random(seed)
     n = len(xs)
-    means = sorted(sum(xs[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
-    lo = means[int(0.025 * (n_boot - 1))]
-    hi = means[int(math.ceil(0.975 * (n_boot - 1)))]
-    return (lo, hi)
+    return _percentiles([sum(xs[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot)])
+
+
+def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Percentile 95% bootstrap interval of the mean of per-problem ``values``.
+
+    Problems are the resampling unit (``n_boot`` resamples of ``len(values)`` problems drawn with
+    replacement, from ``random.Random(seed)``); the interval is the 2.5th and 97.5th percentile of
+    the resampled means. Constant values give a zero-width interval:
+
+        >>> bootstrap_ci([1.0, 1.0, 1.0])
+        (1.0, 1.0)
+    """
+    xs = [float(x) for x in values]
+    if not xs:
+        raise ValueError("bootstrap_ci needs at least one problem")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    return _bootstrap_ci(xs, n_boot, seed)
+
+
+def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], n_boot: int = 1000,
+                        seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of ``mean(b) - mean(a)`` for two systems scored on the same
+    problems (``a[i]`` and ``b[i]`` belong to problem i).
+
+    Each resample draws problem indices with replacement and applies them to both vectors at once,
+    so problem difficulty, shared by both systems, cancels: the interval is that of the mean of the
+    per-problem differences ``b[i] - a[i]``. Identical vectors give ``(0.0, 0.0)``; a constant shift
+    ``b = a + d`` gives ``(d, d)``:
+
+        >>> paired_bootstrap_ci([0.0, 1.0, 0.5], [0.0, 1.0, 0.5])
+        (0.0, 0.0)
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired_bootstrap_ci needs vectors over the same problems, got {len(a)} and {len(b)}")
+    return bootstrap_ci([float(y) - float(x) for x, y in zip(a, b)], n_boot=n_boot, seed=seed)
 
 
 def ci95(

@@ -26,4 +26,7 @@ STAGE_KINDS: dict[str, StageKind] = {
     "rl": StageKind("reasonrl.stages.rl", "RLConfig",
                     "reinforcement learning with rule-based rewards (GRPO, Dr. GRPO, DAPO, GSPO, CISPO, PPO)",
                     {"model": "model"}),
+    "eval": StageKind("reasonrl.stages.evaluate", "EvalConfig",
+                      "benchmark evaluation: pass@1 over k samples, pass@k, cons@k, greedy, confidence intervals",
+                      {"results": "eval_results.json", "samples": "samples.jsonl"}),
 }

@@ -1,26 +1,32 @@
 """Tasks: sources of Examples (docs/design.md) plus the name of the verifier that scores them.
 
 `get_task(spec, **options)` with spec `arithmetic`, `countdown`, `rg:<reasoning-gym dataset>`,
-a benchmark (`math500`, `aime24`, `amc23`, `gsm8k`) or a path to a `.jsonl` file. Importing this
+a benchmark (`math500`, `aime24`, `amc23`, `gsm8k`), an example file (`gpqa_example`,
+`code_example`) or a path to a `.jsonl` file (GPQA-layout rows become multiple-choice tasks, rows
+with stdin/stdout `tests` and no `answer` code tasks, anything else a user task). Importing this
 package is light: reasoning-gym is imported only when an `rg:` task is built.
 """
 
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Any
 
-from . import arithmetic, countdown, files, rg
+from . import arithmetic, choice, codeproblems, countdown, files, rg
 from .base import IN_LOOP_EVAL_SEED, SPLIT_PERCENT, DataError, Task, in_loop_eval_examples, in_loop_split
 from .countdown import countdown_score
 from .files import load_benchmark, verify_checksum
 from .process import process_stats, resolve_step_check
 from .templates import corpus_text, final_answer, r1_completion, r1_short_prompt, r1_zero_prompt, render_solution
 
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "examples"
 BUILDERS = {
     "arithmetic": arithmetic.build,
     "countdown": countdown.build,
     **{name: partial(files.build_benchmark, name) for name in files.BENCHMARK_FILES},
+    "gpqa_example": partial(choice.build, str(EXAMPLES_DIR / "gpqa_style.jsonl"), "gpqa_example"),
+    "code_example": partial(codeproblems.build, str(EXAMPLES_DIR / "code_stdin.jsonl"), "code_example"),
 }
 
 __all__ = ["BUILDERS", "IN_LOOP_EVAL_SEED", "SPLIT_PERCENT", "DataError", "Task", "corpus_text", "countdown_score",
@@ -36,12 +42,35 @@ def get_task(spec: str, **options: Any) -> Task:
     if spec.startswith("rg:"):
         return rg.build(spec[3:], **options)
     if spec.endswith(".jsonl"):
-        return files.build_jsonl(spec, **options)
+        return _jsonl_task(spec, **options)
     if ":" in spec:
         return _user_task(spec, **options)
     known = ", ".join(BUILDERS)
     raise ValueError(f"unknown task '{spec}': expected one of {known}, rg:<reasoning-gym dataset>, "
                      "a path to a .jsonl file or module:function")
+
+
+def _jsonl_task(path: str, **options: Any) -> Task:
+    """A .jsonl file by the layout of its first row: GPQA (choice), stdin/stdout tests (code), or
+    prompt + answer (files.build_jsonl, which reports a missing file or a bad row)."""
+    first = _first_row(path)
+    if first is not None and choice.is_choice_row(first):
+        return choice.build(path, **options)
+    if first is not None and codeproblems.is_code_row(first):
+        return codeproblems.build(path, **options)
+    return files.build_jsonl(path, **options)
+
+
+def _first_row(path: str) -> dict | None:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            line = next((line for line in handle if line.strip()), None)
+        row = json.loads(line) if line else None
+    except (OSError, ValueError):
+        return None  # the file's own loader gives the precise error
+    return row if isinstance(row, dict) else None
 
 
 def _user_task(spec: str, **options: Any) -> Task:

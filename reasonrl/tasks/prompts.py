@@ -18,8 +18,8 @@ from typing import Literal, get_args
 
 from .templates import R1_ZERO_INSTRUCTION
 
-PromptFormat = Literal["r1_zero", "r1_short", "plain", "chat"]
-PromptFormatChoice = Literal["auto", "r1_zero", "r1_short", "plain", "chat"]  # auto: the model's card
+PromptFormat = Literal["r1_zero", "r1_short", "plain", "chat", "r1_math"]
+PromptFormatChoice = Literal["auto", "r1_zero", "r1_short", "plain", "chat", "r1_math"]  # auto: the model's card
 PROMPT_FORMATS: tuple[str, ...] = get_args(PromptFormat)
 PROMPT_FORMAT_CHOICES: tuple[str, ...] = get_args(PromptFormatChoice)
 TEMPLATE_FORMATS = ("r1_zero", "r1_short", "plain")  # rendered by our own chat template (no model template)
@@ -32,6 +32,10 @@ DEFAULT_STOP_STRINGS = ("</answer>",)  # what rl.stop_strings and the held-out e
 R1_SYSTEM = ("The assistant first thinks about the reasoning process and then gives the answer. The reasoning "
              "process and the answer are enclosed within <think> </think> and <answer> </answer> tags.")
 USER_PREFIX, ASSISTANT_PREFIX = "User: ", "Assistant: "
+# DeepSeek-R1's recommended math evaluation prompt: no system message, the instruction in the user
+# turn, and the response forced to open its chain of thought
+R1_MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+R1_MATH_PREFILL = "<think>\n"
 
 
 def default_system(prompt_format: str) -> str | None:
@@ -51,17 +55,30 @@ def build_prompt(example: dict, tokenizer, prompt_format: str, prefill: str = ""
     `r1_zero`: `{system}\\nUser: {prompt}\\nAssistant: ` with the R1-Zero instruction as system (the
     R1-Zero template); `r1_short`: the same conversation without a system line (tiny models);
     `plain`: `{prompt}\\n`; `chat`: the tokenizer's own chat template with the R1 instruction as
-    system message (instruct models). `system=None` keeps the format's default, `""` drops it.
+    system message (instruct models); `r1_math`: R1's math evaluation prompt, the user turn
+    `{prompt}\n` + R1_MATH_INSTRUCTION through the tokenizer's chat template (without one, e.g.
+    native tokenizers: the `r1_short` conversation), the answer opened with `<think>\n` unless
+    another prefill is given. `system=None` keeps the format's default, `""` drops it.
     `prefill` starts the assistant's turn (e.g. "<think>").
     """
     _check_format(prompt_format)
     system = default_system(prompt_format) if system is None else system
+    if prompt_format == "r1_math":
+        return _r1_math_prompt(example, tokenizer, system, prefill or R1_MATH_PREFILL)
     if prompt_format == "chat":
         return _chat_prompt(example, tokenizer, system, prefill)
     head = f"{system}\n" if system else ""
     if prompt_format == "plain":
         return f"{head}{example['prompt']}\n{prefill}"
     return f"{head}{USER_PREFIX}{example['prompt']}\n{ASSISTANT_PREFIX}{prefill}"
+
+
+def _r1_math_prompt(example: dict, tokenizer, system: str | None, prefill: str) -> str:
+    question = {"prompt": f"{example['prompt']}\n{R1_MATH_INSTRUCTION}"}
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        return _chat_prompt(question, tokenizer, system, prefill)
+    head = f"{system}\n" if system else ""
+    return f"{head}{USER_PREFIX}{question['prompt']}\n{ASSISTANT_PREFIX}{prefill}"
 
 
 def _chat_prompt(example: dict, tokenizer, system: str, prefill: str) -> str:

@@ -105,3 +105,55 @@ def test_eval_modules_do_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_pass_at_k_edge_cases():
+    assert pass_at_k(4, 1, 4) == 1.0  # k = n: the one subset holds the correct sample
+    assert pass_at_k(4, 0, 4) == 0.0  # c = 0
+    assert pass_at_k(3, 3, 3) == 1.0
+    assert pass_at_k(6, 4, 3) == 1.0  # n - c = 2 < k = 3
+    assert pass_at_k(6, 3, 3) == pytest.approx(1 - 1 / 20)  # 1 - C(3,3)/C(6,3)
+
+
+def test_cons_at_k_first_k_ties_and_none():
+    rows = [["a", "b", "b", "a"], [None, None, "x", "y"], [None, None], ["7", "8", "8"]]
+    gold = ["a", "x", "z", "7"]
+    # k=4: 2-2 tie -> "a" (first seen); None never wins -> "x" (tie with y, first); no answer -> wrong;
+    # "8" wins 2-1
+    assert per_problem_cons(rows, gold=gold, k=4) == [1.0, 1.0, 0.0, 0.0]
+    # k=1: the first answer only ("a", None, None, "7")
+    assert per_problem_cons(rows, gold=gold, k=1) == [1.0, 0.0, 0.0, 1.0]
+    # k=3: "b" 2-1; "x" alone; "8" 2-1
+    assert cons_at_k(rows, gold, 3) == pytest.approx(1 / 4)
+    assert cons_at_k(rows, gold) == cons_at_k(rows, gold, 4)  # k=None: every answer
+    with pytest.raises(ValueError, match="k >= 1"):
+        cons_at_k(rows, gold, 0)
+
+
+def test_bootstrap_ci_percentiles():
+    from reasonrl.eval.metrics import bootstrap_ci
+
+    assert bootstrap_ci([0.5] * 7) == (0.5, 0.5)
+    assert bootstrap_ci([0, 1, 1, 0], seed=3) == bootstrap_ci([0, 1, 1, 0], seed=3)
+    # [0, 0, 0, 1]: a resample's mean is j/4, j ~ Binomial(4, 1/4): P(j=0) = 0.316, P(j<=2) = 0.949,
+    # P(j<=3) = 0.996, so the 2.5th percentile is 0 and the 97.5th is 3/4
+    assert bootstrap_ci([0, 0, 0, 1], n_boot=4000) == (0.0, 0.75)
+    with pytest.raises(ValueError):
+        bootstrap_ci([])
+
+
+def test_paired_bootstrap_hand_cases():
+    from reasonrl.eval.metrics import paired_bootstrap_ci
+
+    a = [0.0, 0.5, 1.0, 0.25, 0.75]
+    assert paired_bootstrap_ci(a, a) == (0.0, 0.0)  # identical systems: exactly no difference
+    assert paired_bootstrap_ci(a, [x + 0.25 for x in a]) == (0.25, 0.25)  # a constant shift
+    # differences [1, 0]: the 4 equally likely resamples have means 1, 1/2, 1/2, 0 -> CI [0, 1]
+    # around the observed difference 1/2
+    assert paired_bootstrap_ci([0, 1], [1, 1], n_boot=2000) == (0.0, 1.0)
+    # resampling pairs jointly: a problem both systems solve or both fail adds no spread, unlike
+    # two independent intervals
+    lo, hi = paired_bootstrap_ci([0, 1, 0, 1, 0, 1, 0, 1], [1, 1, 0, 1, 0, 1, 0, 1], n_boot=4000)
+    assert lo == 0.0 and hi == 0.375  # differences [1,0,..,0]: j/8, j ~ Binomial(8, 1/8), 97.5th pct = 3/8
+    with pytest.raises(ValueError, match="same problems"):
+        paired_bootstrap_ci([0, 1], [1])

@@ -31,7 +31,7 @@ def native_dir(tmp_path_factory):
 
 
 def test_formats_render_the_training_templates():
-    assert PROMPT_FORMATS == ("r1_zero", "r1_short", "plain", "chat")
+    assert PROMPT_FORMATS == ("r1_zero", "r1_short", "plain", "chat", "r1_math")
     assert build_prompt(EXAMPLE, None, "r1_zero") == r1_zero_prompt(EXAMPLE)
     assert build_prompt(EXAMPLE, None, "r1_short", "<think>") == r1_short_prompt(EXAMPLE) + "<think>"
     assert build_prompt(EXAMPLE, None, "plain") == "What is 47+38?\n"
