@@ -23,6 +23,10 @@ STAGES: dict[str, tuple[str, str, str]] = {
             "supervised fine-tuning on conversations or prompt/response pairs (loss on assistant tokens)"),
     "rl": ("reasonrl.stages.rl", "RLConfig",
            "reinforcement learning with rule-based rewards (GRPO, Dr. GRPO, DAPO, GSPO, CISPO, PPO)"),
+    "rejection": ("reasonrl.stages.rejection", "RejectionConfig",
+                  "rejection sampling: keep a model's correct, readable answers to a task as SFT data"),
+    "distill": ("reasonrl.stages.distill", "DistillConfig",
+                "distillation: a teacher's filtered traces on a task, then SFT of a smaller student on them"),
 }
 
 # extra commands with their own argument parsers: module exposing add_parser(sub) and run(args)
