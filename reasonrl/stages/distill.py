@@ -50,6 +50,7 @@ class DistillConfig:
 
 
 def main(cfg: DistillConfig) -> StageResult:
+    from reasonrl.model.loading import resolve_model_source
     from reasonrl.runlog import Run
     from reasonrl.stages import rejection, sft
     from reasonrl.stages.runner import STAGE_FILE, _plain, record_run
@@ -57,9 +58,9 @@ def main(cfg: DistillConfig) -> StageResult:
     if cfg.student.path is None:
         raise ValueError("distill needs student.path: a reasonrl checkpoint or a local transformers model directory")
     traces_cfg = traces_config(cfg)
-    rejection.check_config(traces_cfg, "distill (teacher.path)")
+    rejection.check_config(traces_cfg, "distill", key="teacher")
+    resolve_model_source(cfg.student.path, cfg.student.gguf_file)  # a wrong student fails before the teacher runs
     run = Run(cfg.run.path, quiet=cfg.run.quiet, stage="distill")
-    record_run(run, cfg, "distill")  # the whole recipe; each part records and checks its own config too
     traces = rejection.run_stage_for(traces_cfg, "rejection")
     if not _kept_any(traces.outputs["dataset"]):
         raise StageError(f"distill: the teacher kept no trace (see {run.path('traces', 'acceptance.json')}): "
@@ -68,6 +69,7 @@ def main(cfg: DistillConfig) -> StageResult:
     outputs = {"dataset": traces.outputs["dataset"], "model": student.outputs["model"],
                "teacher": traces.outputs["model"]}
     metrics = {**{f"traces/{k}": v for k, v in traces.metrics.items()}, **student.metrics}
+    record_run(run, cfg, "distill")  # the whole recipe, once both parts (each with its own config.yaml) are done
     run.write_json(STAGE_FILE, {"stage": "distill", "outputs": outputs, "metrics": _plain(metrics)})
     run.print(f"distill: student written to {outputs['model']}")
     return StageResult(outputs, metrics)

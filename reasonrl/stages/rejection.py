@@ -85,12 +85,13 @@ def main(cfg: RejectionConfig) -> StageResult:
     return run_stage_for(cfg, "rejection")
 
 
-def check_config(cfg: RejectionConfig, name: str) -> None:
+def check_config(cfg: RejectionConfig, name: str, key: str = "model") -> None:
+    """`key`: what the sampled model is called in the user's config (distill: teacher)."""
     if cfg.model.path is None:
-        raise ValueError(f"{name} needs a model to sample: a reasonrl checkpoint or a local transformers model "
-                         "directory")
+        raise ValueError(f"{name} needs {key}.path: the model to sample, a reasonrl checkpoint or a local "
+                         "transformers model directory")
     if cfg.model.overrides:
-        raise ValueError("model.overrides apply to freshly created models only; the sampled model loads as it is")
+        raise ValueError(f"{key}.overrides apply to freshly created models only; the sampled model loads as it is")
 
 
 def run_stage_for(cfg: RejectionConfig, name: str) -> StageResult:
@@ -255,6 +256,9 @@ class RejectionProgram:
         self.examples = self.task.examples("train", cfg.data.n_prompts, seed=cfg.run.seed)  # never dev/test
         if not self.examples:
             raise ValueError(f"task '{self.task.name}' gave no train prompts")
+        if not all(isinstance(ex.get("prompt"), str) for ex in self.examples):  # before the model loads
+            raise ValueError(f"rejection: task '{self.task.name}' has examples without a text prompt "
+                             "(conversation prompts are not supported yet)")
         bundle = load_policy_bundle(cfg.model.path, gguf_file=cfg.model.gguf_file)  # a checkpoint holds no model
         self.model_path, self.tokenizer = bundle.path, bundle.tokenizer
         self.prompt = prompt_spec(cfg, bundle)
@@ -356,9 +360,6 @@ def prompt_spec(cfg: RejectionConfig, bundle):
 
 def dataset_row(example: dict, sample: Sample, index: int, task: str) -> dict[str, Any]:
     """An SFT row: the question unrendered (the student renders it in its own format)."""
-    if not isinstance(example.get("prompt"), str):
-        raise ValueError(f"rejection: example {example.get('id')!r} has no text prompt (conversations are not "
-                         "supported yet)")
     meta = {**(example.get("meta") or {}), "task": task, "source_id": example.get("id"), "sample": index,
             "tokens": sample.tokens}
     return {"id": f"{example.get('id')}/{index}", "prompt": example["prompt"], "response": sample.response,

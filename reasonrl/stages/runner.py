@@ -5,7 +5,8 @@
     -> open the latest readable checkpoint (falling back past a corrupt one) or build fresh
     -> write config.yaml / environment.json, drop log rows of steps not in the checkpoint
     -> step loop: progress bar, periodic evaluation, checkpoints, Ctrl-C checkpoint
-    -> final evaluation (once), the final `model/`, the stage marked complete -> StageResult
+    -> final evaluation (once), the final `model/` (or the program's own outputs), the stage marked
+       complete -> StageResult
 
 Nothing is written before the config is validated and the program is built, so bad input
 leaves an existing run directory as it was.

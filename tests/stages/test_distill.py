@@ -52,3 +52,12 @@ def test_no_kept_trace_stops_before_the_student(tmp_path, tiny_base, plain_stude
     with pytest.raises(StageError, match="kept no trace"):
         _distill(tmp_path, tiny_base, plain_student, "filters.format=true", "data.n_prompts=4")
     assert not (tmp_path / "d" / "student").exists()
+
+
+def test_a_wrong_student_fails_before_the_teacher_runs(tmp_path, tiny_base):
+    from tests.stages.conftest import run_cli
+
+    out = run_cli("distill", f"teacher.path={tiny_base}", f"student.path={tmp_path / 'nope'}", f"run.dir={tmp_path}",
+                  check=False)
+    assert out.returncode == 2 and "nope" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists(), "nothing may be written for bad input"
