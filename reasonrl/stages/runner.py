@@ -5,7 +5,8 @@
     -> open the latest readable checkpoint (falling back past a corrupt one) or build fresh
     -> write config.yaml / environment.json, drop log rows of steps not in the checkpoint
     -> step loop: progress bar, periodic evaluation, checkpoints, Ctrl-C checkpoint
-    -> final evaluation (once), the final `model/`, the stage marked complete -> StageResult
+    -> final evaluation (once), the final `model/` (or the program's own outputs), the stage marked
+       complete -> StageResult
 
 Nothing is written before the config is validated and the program is built, so bad input
 leaves an existing run directory as it was.
@@ -42,8 +43,10 @@ class StageProgram(Protocol):
     def restore(self, ckpt: Path) -> int:
         """Load trainer state, RNG and the stage's extras from `ckpt`; return its step."""
 
-    def export(self, directory: Path) -> None:
-        """Write the final model directory (weights, tokenizer, prompt format)."""
+    def export(self, directory: Path) -> dict[str, str] | None:
+        """Write the final model directory (weights, tokenizer, prompt format). A stage whose
+        product is not a model (rejection sampling: a dataset) writes its files instead and
+        returns its outputs; None means `{"model": directory}`."""
 
     def stop_early(self, metrics: dict[str, Any]) -> bool:
         """True when the stage's own budget rule ends it before total_steps."""
@@ -83,11 +86,12 @@ def run_stage(name: str, cfg: Any, build: Build, schedule: Schedule) -> StageRes
     with program.resources(), contextlib.closing(run):
         metrics = step_loop(program, run, name, start, schedule)
         final = run.path("model")
-        program.export(final)
-    result = StageResult({"model": str(final)}, metrics)
+        outputs = program.export(final) or {"model": str(final)}
+    result = StageResult(dict(outputs), metrics)
     run.write_json(STAGE_FILE, {"stage": name, "steps": program.total_steps, "outputs": result.outputs,
                                 "metrics": _plain(metrics)})
-    run.print(f"{name}: model written to {final}")
+    run.print(f"{name}: model written to {final}" if result.outputs == {"model": str(final)} else
+              f"{name}: outputs: {result.outputs}")
     return result
 
 
@@ -247,7 +251,8 @@ def _evaluate(program: StageProgram) -> dict[str, float]:
 
 
 def _progress_fields(metrics: dict[str, Any]) -> dict[str, float]:
-    keys = {"loss": "loss", "reward/mean": "reward", "accuracy": "acc", "eval/accuracy": "eval"}
+    keys = {"loss": "loss", "reward/mean": "reward", "accuracy": "acc", "eval/accuracy": "eval",
+            "accept_rate": "accept"}
     return {short: float(metrics[k]) for k, short in keys.items() if k in metrics}
 
 

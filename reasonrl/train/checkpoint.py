@@ -8,6 +8,7 @@ Layout of one checkpoint, `<ckpt_root>/step-00000100/`:
 
 Everything is written into `<ckpt_root>/.tmp-step-...` first and renamed into place, so a crash
 at any moment leaves either the previous set of checkpoints or the new one, never half of one.
+`save_checkpoint_dir` is that atomic directory for a stage whose state is not a model.
 """
 
 from __future__ import annotations
@@ -86,31 +87,42 @@ def save_checkpoint(ckpt_root: str | os.PathLike, step: int, *, model: torch.nn.
     (0 keeps all). `annotate(dir)` adds the stage's own files (e.g. the prompt format) before the
     checkpoint is marked complete. Call it on every rank: only rank 0 writes, the others wait."""
     check_finite(model)
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(str(tmp))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+        if annotate is not None:
+            annotate(tmp)
+        state = {"format": 1, "step": step, "trainer": trainer_state, "rng": rng_state(), "extra": extra or {}}
+        torch.save(state, tmp / TRAINER_STATE)
+
+    return save_checkpoint_dir(ckpt_root, step, fill, keep_last=keep_last, run=run)
+
+
+def save_checkpoint_dir(ckpt_root: str | os.PathLike, step: int, fill: Callable[[Path], None], *,
+                        keep_last: int = 2, run: Run | None = None) -> Path:
+    """The atomic part of `save_checkpoint` for any stage state: `fill(tmp)` writes the files of
+    `ckpt_root/step-{step:08d}` into a temp dir, which is flushed, marked COMPLETE and renamed
+    into place; older checkpoints beyond `keep_last` are pruned. Stages without a model in
+    training (rejection sampling's accepted rows) checkpoint through this directly."""
     root = Path(ckpt_root)
     final = root / f"step-{step:08d}"
     if is_main_process():
-        _write_checkpoint(root, final, step, model, tokenizer, trainer_state, extra, annotate)
+        _write_checkpoint(root, final, step, fill)
         removed = prune_checkpoints(root, keep_last)
         (run or Run.null()).print(f"saved checkpoint {final}" + (f" (removed {len(removed)} older)" if removed else ""))
     _barrier()
     return final
 
 
-def _write_checkpoint(root: Path, final: Path, step: int, model: torch.nn.Module, tokenizer: Any,
-                      trainer_state: dict[str, Any] | None, extra: dict[str, Any] | None,
-                      annotate: Callable[[Path], None] | None) -> None:
+def _write_checkpoint(root: Path, final: Path, step: int, fill: Callable[[Path], None]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    model.save_pretrained(str(tmp))
-    if tokenizer is not None:
-        tokenizer.save_pretrained(str(tmp))
-    if annotate is not None:
-        annotate(tmp)
-    state = {"format": 1, "step": step, "trainer": trainer_state, "rng": rng_state(), "extra": extra or {}}
-    torch.save(state, tmp / TRAINER_STATE)
+    fill(tmp)
     _fsync_tree(tmp)
     _write_synced(tmp / COMPLETE, json.dumps({"step": step}) + "\n")
     _fsync_path(tmp)
