@@ -105,8 +105,10 @@ def _config_show(args: argparse.Namespace) -> int:
     table = Table(title=f"reasonrl {args.stage}: config keys", show_lines=False)
     for col in ("key", "type", "default", "help"):
         table.add_column(col, overflow="fold")
-    for row in describe(cls):
-        table.add_row(row.key, row.type, repr(row.default), row.help)
+    from rich.markup import escape
+
+    for row in describe(cls):  # escaped: "[tensorboard]" in a help text is not rich markup
+        table.add_row(escape(row.key), escape(row.type), escape(repr(row.default)), escape(row.help))
     Console(width=160).print(table)
     return 0
 

@@ -193,8 +193,39 @@ def run_plan(plan: Plan, console) -> dict[str, Any]:
         _write_json(plan.root / LINEAGE_FILE, lineage)
         results[stage.name] = result
     summary = {"pipeline": plan.name, "stages": {name: _stage_summary(r) for name, r in results.items()}}
+    for stage in plan.stages:  # each evaluated model's test-split numbers, under its (stage) name
+        if stage.kind == "eval":
+            for model_name, row in _eval_models(results[stage.name]).items():
+                summary["stages"].setdefault(model_name, {}).update(row)
     _write_json(plan.root / SUMMARY_FILE, summary)
     return summary
+
+
+def _eval_models(result) -> dict[str, dict[str, Any]]:
+    """name -> pass@1, cons@k (as cons@<k>), greedy, lengths, rates, CIs and the model's checkpoint."""
+    document = _read_json(Path(result.outputs["results"]))
+    rows = {}
+    for m in document.get("models", []):
+        row = {key: m.get(key) for key in ("pass@1", "greedy", "mean_length", "reflection_rate", "lang_mix_rate",
+                                           "format_failure_rate", "process", "ci95")}
+        row[f"cons@{m['k']}"] = m.get("cons@k")
+        row.update({"split": document.get("settings", {}).get("split"), "task": m.get("task"), "checkpoint": m["model"]})
+        rows[m["name"]] = row
+    return rows
+
+
+def write_report(plan: Plan, console) -> Path | None:
+    """The HTML report over the pipeline's training and evaluation stages (skipped with a warning
+    when it cannot be made, e.g. matplotlib missing: the pipeline's results stand without it)."""
+    from reasonrl.eval.report import build_report
+
+    dirs = [plan.root / "stages" / s.name for s in plan.stages
+            if (plan.root / "stages" / s.name / "metrics.jsonl").is_file() or s.kind == "eval"]
+    try:
+        return build_report([str(d) for d in dirs], str(plan.root), [d.name for d in dirs])
+    except (ImportError, ValueError, OSError) as exc:
+        console.warn(f"run: no report ({exc})")
+        return None
 
 
 def _supersede_if_changed(plan: Plan, stage: PlannedStage, record: dict | None, console) -> None:
@@ -214,7 +245,7 @@ def _supersede_if_changed(plan: Plan, stage: PlannedStage, record: dict | None, 
 
 def _stage_summary(result) -> dict[str, Any]:
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str)) or v is None}
-    return {**metrics, "outputs": result.outputs, "checkpoint": result.outputs.get("model")}
+    return {**metrics, "outputs": result.outputs, "checkpoint": result.outputs.get("model"), "reused": result.reused}
 
 
 def _get(tree: dict, dotted: str) -> Any:
@@ -236,16 +267,18 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def summary_table(summary: dict[str, Any], keys=("eval/accuracy", "reward/mean", "loss", "pass@1")):
+def summary_table(summary: dict[str, Any], root: Path,
+                  keys=("pass@1", "greedy", "mean_length", "reflection_rate", "lang_mix_rate", "eval/accuracy", "loss")):
     from rich.table import Table
 
     table = Table(title=f"pipeline {summary['pipeline']}")
     shown = [k for k in keys if any(k in s for s in summary["stages"].values())]
     for column in ("stage", *shown, "output"):
-        table.add_column(column)
+        table.add_column(column.replace("_", " ").replace("eval/accuracy", "dev acc"), overflow="fold")
     for name, s in summary["stages"].items():
         cells = [f"{s[k]:.3f}" if isinstance(s.get(k), float) else str(s.get(k, "")) for k in shown]
-        table.add_row(name, *cells, str(s.get("checkpoint") or next(iter(s["outputs"].values()), "")))
+        output = str(s.get("checkpoint") or next(iter(s.get("outputs", {}).values()), ""))
+        table.add_row(name, *cells, output.removeprefix(str(root) + "/"))
     return table
 
 
@@ -273,6 +306,10 @@ def run(args) -> int:
             console.print(f"{stage.name} ({stage.kind}) -> {plan_.root / 'stages' / stage.name}" + (f"  [{refs}]" if refs else ""))
         return 0
     summary = run_plan(plan_, console)
-    console.print(summary_table(summary))
-    console.print(f"run: summary in {plan_.root / SUMMARY_FILE}, lineage in {plan_.root / LINEAGE_FILE}")
+    console.print(summary_table(summary, plan_.root))
+    if all(r.get("reused") for r in summary["stages"].values() if "reused" in r):
+        console.print(f"run: every stage of {plan_.root} is already complete; nothing ran")
+    report = write_report(plan_, console)
+    console.print(f"run: summary in {plan_.root / SUMMARY_FILE}, lineage in {plan_.root / LINEAGE_FILE}"
+                  + (f", report {report}" if report else ""))
     return 0

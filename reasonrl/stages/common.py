@@ -45,3 +45,4 @@ class CheckpointSection:
 class StageResult:
     outputs: dict[str, str]
     metrics: dict[str, Any]
+    reused: bool = False  # True when the stage was already complete and nothing ran

@@ -53,7 +53,7 @@ def main(cfg: DistillConfig) -> StageResult:
     from reasonrl.model.loading import resolve_model_source
     from reasonrl.runlog import Run
     from reasonrl.stages import rejection, sft
-    from reasonrl.stages.runner import STAGE_FILE, _plain, record_run
+    from reasonrl.stages.runner import mark_complete, record_run
 
     if cfg.student.path is None:
         raise ValueError("distill needs student.path: a reasonrl checkpoint or a local transformers model directory")
@@ -70,9 +70,10 @@ def main(cfg: DistillConfig) -> StageResult:
                "teacher": traces.outputs["model"]}
     metrics = {**{f"traces/{k}": v for k, v in traces.metrics.items()}, **student.metrics}
     record_run(run, cfg, "distill")  # the whole recipe, once both parts (each with its own config.yaml) are done
-    run.write_json(STAGE_FILE, {"stage": "distill", "outputs": outputs, "metrics": _plain(metrics)})
+    result = StageResult(outputs, metrics, reused=traces.reused and student.reused)
+    mark_complete(run, "distill", result)
     run.print(f"distill: student written to {outputs['model']}")
-    return StageResult(outputs, metrics)
+    return result
 
 
 def _kept_any(dataset: str) -> bool:

@@ -42,8 +42,16 @@ def model_result(e, task, examples: list[dict], cfg, settings: dict) -> dict[str
     flat = [(t, ex, c) for s in e.seeds for ex, texts, row in zip(examples, s["texts"], s["lenient"].correct)
             for t, c in zip(texts, row)]
     out["process"] = process_checks(task, [f[1] for f in flat], [f[0] for f in flat], [f[2] for f in flat])
+    out.update(style_rates([f[0] for f in flat], e.settings.get("prefill", "")))
     out["settings"] = {**settings, **e.settings}
     return out
+
+
+def style_rates(texts: list[str], prefill: str = "") -> dict[str, float]:
+    """R1's reflection-word rate and the language-mixing rate of the sampled completions."""
+    from reasonrl.eval.analytics import language_mixing_rate, reflection_rate
+
+    return {"reflection_rate": reflection_rate(texts), "lang_mix_rate": language_mixing_rate(texts, prefill=prefill)}
 
 
 def paired_diffs(evals: list, n_boot: int) -> list[dict[str, Any]]:

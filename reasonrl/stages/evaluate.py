@@ -156,6 +156,7 @@ def main(cfg: EvalConfig) -> StageResult:
     from reasonrl.rewards import RewardRuntime
     from reasonrl.runlog import Run
     from reasonrl.stages.eval_results import build_document, print_tables, sample_rows
+    from reasonrl.stages.runner import already_complete, mark_complete
     from reasonrl.tasks import get_task
 
     names = check_models(cfg)
@@ -167,6 +168,9 @@ def main(cfg: EvalConfig) -> StageResult:
 
     torch.set_num_threads(cfg.run.threads)
     run = Run(cfg.run.path, quiet=cfg.run.quiet, stage="eval")
+    done = already_complete("eval", cfg, run)
+    if done is not None:
+        return done
     with RewardRuntime(timeout_s=cfg.eval.timeout_s) as runtime:
         evals = [evaluate_model(name, path, task, examples, cfg, runtime, run) for name, path in zip(names, cfg.models)]
     document = build_document(evals, task, examples, cfg)
@@ -180,7 +184,9 @@ def main(cfg: EvalConfig) -> StageResult:
         print_tables(document)
     run.print(f"eval: results in {run.path(RESULTS_FILE)}")
     outputs = {"results": str(run.path(RESULTS_FILE)), "samples": str(run.path(SAMPLES_FILE))}
-    return StageResult(outputs, {k: document[k] for k in ("pass@1", "cons@k", "n_problems")})
+    result = StageResult(outputs, {k: document[k] for k in ("pass@1", "cons@k", "n_problems")})
+    mark_complete(run, "eval", result)
+    return result
 
 
 def check_models(cfg: EvalConfig) -> list[str]:

@@ -72,10 +72,8 @@ def run_stage(name: str, cfg: Any, build: Build, schedule: Schedule) -> StageRes
     refuse_multi_process(name)
     sinks = open_sinks(cfg.run.log_to, cfg.run.path, cfg.run.name)  # a missing extra fails before any write
     run = Run(cfg.run.path, quiet=cfg.run.quiet, stage=name, sinks=sinks)
-    changed = check_config_change(run.dir, cfg, name)
-    done = None if changed else completed_result(run.dir)
+    done = already_complete(name, cfg, run)
     if done is not None:
-        run.print(f"{name}: already complete in {run.dir} (nothing to train); outputs: {done.outputs}")
         return done
     program, start = open_program(cfg, run, build, name)
     if start > program.total_steps:
@@ -88,11 +86,25 @@ def run_stage(name: str, cfg: Any, build: Build, schedule: Schedule) -> StageRes
         final = run.path("model")
         outputs = program.export(final) or {"model": str(final)}
     result = StageResult(dict(outputs), metrics)
-    run.write_json(STAGE_FILE, {"stage": name, "steps": program.total_steps, "outputs": result.outputs,
-                                "metrics": _plain(metrics)})
+    mark_complete(run, name, result, steps=program.total_steps)
     run.print(f"{name}: model written to {final}" if result.outputs == {"model": str(final)} else
               f"{name}: outputs: {result.outputs}")
     return result
+
+
+def already_complete(name: str, cfg: Any, run) -> StageResult | None:
+    """The recorded result when `run.dir` holds this stage complete with this very config (a
+    re-run then does nothing); a changed config is refused or, when allowed, re-done."""
+    changed = check_config_change(run.dir, cfg, name)
+    done = None if changed else completed_result(run.dir)
+    if done is not None:
+        run.print(f"{name}: already complete in {run.dir} (nothing to do); outputs: {done.outputs}")
+    return done
+
+
+def mark_complete(run, name: str, result: StageResult, **info: Any) -> None:
+    """Written last: `stage.json` with the outputs and final metrics marks the stage complete."""
+    run.write_json(STAGE_FILE, {"stage": name, **info, "outputs": result.outputs, "metrics": _plain(result.metrics)})
 
 
 def refuse_multi_process(name: str) -> None:
@@ -153,7 +165,7 @@ def completed_result(run_dir: Path) -> StageResult | None:
     info = json.loads(marker.read_text(encoding="utf-8"))
     if not all(Path(p).exists() for p in info["outputs"].values()):
         return None
-    return StageResult(info["outputs"], info["metrics"])
+    return StageResult(info["outputs"], info["metrics"], reused=True)
 
 
 def open_program(cfg: Any, run, build: Build, name: str) -> tuple[StageProgram, int]:
