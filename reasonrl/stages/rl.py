@@ -118,11 +118,9 @@ class RLProgram:
                         keep_last=self.cfg.checkpoint.keep_last, run=self.run, annotate=self._annotate)
 
     def restore(self, ckpt: Path) -> int:
-        from reasonrl.train.checkpoint import load_trainer_state, restore_rng
+        from reasonrl.train.checkpoint import restore_trainer
 
-        state = load_trainer_state(ckpt)
-        self.ctx.trainer.load_state_dict(state["trainer"])
-        restore_rng(state["rng"])
+        state = restore_trainer(ckpt, self.ctx.trainer)
         if self.ctx.reference is not None:
             reference = state["extra"].get("reference")
             if reference is None:
@@ -131,12 +129,9 @@ class RLProgram:
         return int(state["step"])
 
     def export(self, directory: Path) -> None:
-        from reasonrl.train.checkpoint import check_finite
+        from reasonrl.train.checkpoint import export_model
 
-        check_finite(self.ctx.policy)
-        self.ctx.policy.save_pretrained(directory)
-        self.ctx.tokenizer.save_pretrained(directory)
-        self._annotate(directory)
+        export_model(directory, self.ctx.policy, self.ctx.tokenizer, self._annotate)
 
     def _annotate(self, directory: Path) -> None:
         from reasonrl.tasks.prompts import write_model_card

@@ -126,20 +126,14 @@ class SFTProgram:
                         keep_last=self.cfg.checkpoint.keep_last, run=self.run, annotate=self._annotate)
 
     def restore(self, ckpt: Path) -> int:
-        from reasonrl.train.checkpoint import load_trainer_state, restore_rng
+        from reasonrl.train.checkpoint import restore_trainer
 
-        state = load_trainer_state(ckpt)
-        self.trainer.load_state_dict(state["trainer"])
-        restore_rng(state["rng"])
-        return int(state["step"])
+        return int(restore_trainer(ckpt, self.trainer)["step"])
 
     def export(self, directory: Path) -> None:
-        from reasonrl.train.checkpoint import check_finite
+        from reasonrl.train.checkpoint import export_model
 
-        check_finite(self.model)
-        self.model.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
-        self._annotate(directory)
+        export_model(directory, self.model, self.tokenizer, self._annotate)
 
     def _annotate(self, directory: Path) -> None:
         from reasonrl.tasks.prompts import write_model_card

@@ -225,3 +225,24 @@ def _fsync_tree(root: Path) -> None:
 def _barrier() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
+
+
+# ---- what every training stage does with them -------------------------------------------------
+def restore_trainer(ckpt: str | os.PathLike, trainer) -> dict[str, Any]:
+    """Load `ckpt`'s optimizer/schedule state into `trainer` and restore the RNG; returns the
+    whole trainer state (its `step` and the stage's `extra`)."""
+    state = load_trainer_state(ckpt)
+    trainer.load_state_dict(state["trainer"])
+    restore_rng(state["rng"])
+    return state
+
+
+def export_model(directory: str | os.PathLike, model: torch.nn.Module, tokenizer: Any,
+                 annotate: Callable[[Path], None] | None = None) -> None:
+    """The final model directory: weights (refused when non-finite), tokenizer, the stage's files."""
+    check_finite(model)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    if annotate is not None:
+        annotate(Path(directory))
+
