@@ -184,3 +184,15 @@ def countdown_match(completion: str, example: dict, extract: str | None = None) 
 
     expression = _extract(completion, example, extract)
     return 0.0 if expression is None else countdown_score(expression, example)
+
+
+def per_example(completion: str, example: dict, extract: str | None = None) -> float | None:
+    """The in-process checker named by the example's meta["verifier"] (a task mixture's members
+    each set their own). None (unscorable) when it names none, or one that needs the worker pool."""
+    from reasonrl.rewards.base import BUILTINS, get_verifier
+
+    name = (example.get("meta") or {}).get("verifier")
+    if name == "per_example" or not BUILTINS.get(name, ("", False))[1]:
+        return None
+    check = get_verifier(name, **({"extract": extract} if extract else {}))
+    return check(completion, example)

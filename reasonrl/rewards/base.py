@@ -31,6 +31,7 @@ BUILTINS = {
     "numeric": ("reasonrl.rewards.answers:numeric_match", True),
     "choice": ("reasonrl.rewards.answers:choice_match", True),
     "countdown": ("reasonrl.rewards.answers:countdown_match", True),
+    "per_example": ("reasonrl.rewards.answers:per_example", True),  # a task mixture's members' own
     "reasoning_gym": ("reasonrl.rewards.answers:reasoning_gym_score", False),
     "format": ("reasonrl.rewards.style:format_reward", True),
     "tag_count": ("reasonrl.rewards.style:tag_count", True),

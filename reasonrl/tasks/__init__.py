@@ -2,7 +2,7 @@
 
 `get_task(spec, **options)` with spec `arithmetic`, `countdown`, `rg:<reasoning-gym dataset>`,
 a benchmark (`math500`, `aime24`, `amc23`, `gsm8k`), an example file (`gpqa_example`,
-`code_example`) or a path to a `.jsonl` file (GPQA-layout rows become multiple-choice tasks, rows
+`code_example`), a mixture `mix` of those (tasks/mixture.py) or a path to a `.jsonl` file (GPQA-layout rows become multiple-choice tasks, rows
 with stdin/stdout `tests` and no `answer` code tasks, anything else a user task). Importing this
 package is light: reasoning-gym is imported only when an `rg:` task is built.
 """
@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import arithmetic, choice, codeproblems, countdown, files, rg
+from . import arithmetic, choice, codeproblems, countdown, files, mixture, rg
 from .base import IN_LOOP_EVAL_SEED, SPLIT_PERCENT, DataError, Task, in_loop_eval_examples, in_loop_split
 from .countdown import countdown_score
 from .files import load_benchmark, verify_checksum
@@ -37,6 +37,8 @@ __all__ = ["BUILDERS", "IN_LOOP_EVAL_SEED", "SPLIT_PERCENT", "DataError", "Task"
 
 def get_task(spec: str, **options: Any) -> Task:
     """Build the task named by `spec`; unknown specs and options fail with one clear message."""
+    if spec == "mix":
+        return mixture.build(**options, get_task=get_task)
     if spec in BUILDERS:
         return BUILDERS[spec](**options)
     if spec.startswith("rg:"):
@@ -46,7 +48,7 @@ def get_task(spec: str, **options: Any) -> Task:
     if ":" in spec:
         return _user_task(spec, **options)
     known = ", ".join(BUILDERS)
-    raise ValueError(f"unknown task '{spec}': expected one of {known}, rg:<reasoning-gym dataset>, "
+    raise ValueError(f"unknown task '{spec}': expected one of {known}, mix, rg:<reasoning-gym dataset>, "
                      "a path to a .jsonl file or module:function")
 
 
