@@ -195,6 +195,8 @@ def run_plan(plan: Plan, console) -> dict[str, Any]:
     summary = {"pipeline": plan.name, "stages": {name: _stage_summary(r) for name, r in results.items()}}
     for stage in plan.stages:  # each evaluated model's test-split numbers, under its (stage) name
         if stage.kind == "eval":
+            summary["stages"][stage.name] = {"outputs": results[stage.name].outputs,  # its numbers are per model
+                                             "reused": results[stage.name].reused}
             for model_name, row in _eval_models(results[stage.name]).items():
                 summary["stages"].setdefault(model_name, {}).update(row)
     _write_json(plan.root / SUMMARY_FILE, summary)
@@ -269,17 +271,24 @@ def _write_json(path: Path, obj: Any) -> None:
 
 def summary_table(summary: dict[str, Any], root: Path,
                   keys=("pass@1", "greedy", "mean_length", "reflection_rate", "lang_mix_rate", "eval/accuracy", "loss")):
+    """One row per stage (and per evaluated model); the outputs' paths are in summary.json, which
+    keeps the table narrow enough for a terminal."""
     from rich.table import Table
 
-    table = Table(title=f"pipeline {summary['pipeline']}")
+    table = Table(title=f"pipeline {summary['pipeline']} ({root})")
     shown = [k for k in keys if any(k in s for s in summary["stages"].values())]
-    for column in ("stage", *shown, "output"):
-        table.add_column(column.replace("_", " ").replace("eval/accuracy", "dev acc"), overflow="fold")
+    for column in ("stage", *shown):
+        table.add_column(column.replace("_rate", "").replace("_", " ").replace("eval/accuracy", "dev acc"),
+                         justify="left" if column == "stage" else "right", no_wrap=True)
     for name, s in summary["stages"].items():
-        cells = [f"{s[k]:.3f}" if isinstance(s.get(k), float) else str(s.get(k, "")) for k in shown]
-        output = str(s.get("checkpoint") or next(iter(s.get("outputs", {}).values()), ""))
-        table.add_row(name, *cells, output.removeprefix(str(root) + "/"))
+        table.add_row(name, *[_cell(s.get(k)) for k in shown])
     return table
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
+    return "" if value is None else str(value)
 
 
 # ---- command line -----------------------------------------------------------------------------

@@ -88,3 +88,49 @@ def test_a_changed_stage_reruns_with_everything_downstream(pipeline):
         assert not (pipeline / "stages" / f"{name}.superseded-1").exists(), name
     rows = [json.loads(line) for line in (pipeline / "stages" / "r1" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
+
+
+def _run_verbose(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "reasonrl", *args], capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent, timeout=600)
+
+
+def test_a_finished_run_says_nothing_ran(pipeline):
+    out = _run_verbose("run", str(RECIPE), f"run.dir={pipeline.parent}")
+    assert out.returncode == 0 and "already complete; nothing ran" in " ".join(out.stdout.split()), out.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_killed_mid_stage_resumes_without_redoing_finished_stages(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["run", str(RECIPE), f"run.dir={tmp_path}", "stages.r1.rl.steps=40", "stages.r1.checkpoint.every=1"]
+    proc = subprocess.Popen([sys.executable, "-m", "reasonrl", *args, "--quiet"], cwd=Path(__file__).parent.parent,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    r1 = tmp_path / "mini" / "stages" / "r1"
+    deadline = time.time() + 300
+    while not (r1 / "checkpoints" / "step-00000003").is_dir():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (r1 / "stage.json").exists()  # really killed mid-stage
+    before = _mtimes(tmp_path / "mini")
+    out = _run_verbose(*args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    after = _mtimes(tmp_path / "mini")
+    for stage in ("base", "r1_zero", "cold_start"):  # finished before the kill: not trained again
+        path = tmp_path / "mini" / "stages" / stage / "model" / "model.safetensors"
+        assert after[path] == before[path], stage
+    text = " ".join(out.stdout.split())
+    assert "resum" in text.lower(), text[-2000:]
+    steps = [json.loads(line)["step"] for line in (r1 / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 41))  # each step once: resumed, not restarted or repeated
+    assert (r1 / "stage.json").is_file() and (tmp_path / "mini" / "summary.json").is_file()
