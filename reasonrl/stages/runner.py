@@ -182,7 +182,8 @@ def open_program(cfg: Any, run, build: Build, name: str) -> tuple[StageProgram, 
             start = program.restore(ckpt)
         except CHECKPOINT_ERRORS as exc:
             aside = ckpt.with_name("corrupt-" + ckpt.name)
-            run.warn(f"{name}: checkpoint {ckpt} is unreadable ({type(exc).__name__}: {str(exc)[:120]}); "
+            reason = (str(exc).strip().splitlines() or [""])[0][:120]
+            run.warn(f"{name}: checkpoint {ckpt} is unreadable ({type(exc).__name__}: {reason}); "
                      f"moved to {aside.name}, trying the previous one")
             ckpt.rename(aside)
             continue
