@@ -24,6 +24,15 @@ class ConfigError(ValueError):
     """A configuration problem, already phrased as one line for the user."""
 
 
+class FieldProblem(ValueError):
+    """Raised by a config dataclass's `__post_init__` for a value its declared bounds cannot
+    express (e.g. a model shape); `build` turns it into a ConfigError naming the key and source."""
+
+    def __init__(self, name: str, problem: str):
+        super().__init__(problem)
+        self.name = name
+
+
 @dataclass(frozen=True)
 class Bounds:
     """The allowed range of a numeric key (of each item, for a list), declared beside its default."""
@@ -152,6 +161,10 @@ def build(cls: type, raw: dict[str, Any], *, source: str = "defaults", overrides
         raise ConfigError(f"missing required config key '{prefix + missing[0]}' ({_where(prefix + missing[0], source, overrides)})")
     try:
         return cls(**kwargs)
+    except FieldProblem as exc:
+        dotted = prefix + exc.name
+        raise ConfigError(f"config key '{dotted}' in {_where(dotted, source, overrides)}: {exc}, "
+                          f"got {kwargs.get(exc.name)!r}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: invalid value in section '{prefix.rstrip('.') or cls.__name__}': {exc}") from None
 
@@ -171,7 +184,7 @@ def _unknown_key_message(cls: type, dotted: str, prefix: str, source: str, overr
 
 
 def _where(dotted: str, source: str, overrides) -> str:
-    for item in overrides:
+    for item in reversed(overrides):  # the last override of a key is the one in effect
         if item.split("=", 1)[0].strip() == dotted or dotted.startswith(item.split("=", 1)[0].strip() + "."):
             return f"command-line override '{item}'"
     return source

@@ -60,8 +60,10 @@ class Run:
             self.console.print(*parts, **kwargs)
 
     def warn(self, message: str) -> None:
-        if self.is_main:
-            self.console.print(f"[yellow]warning:[/yellow] {message}")
+        if self.is_main:  # soft wrap: one warning stays one line in a log file, whatever its length
+            from rich.markup import escape  # the message is plain text: a "[/path]" in it is no markup tag
+
+            self.console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
     @contextmanager
     def progress(self, total: int | None, description: str) -> Iterator["ProgressTask"]:

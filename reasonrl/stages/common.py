@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from reasonrl.config import opt
+from reasonrl.config import FieldProblem, opt
 
 
 @dataclass
@@ -33,6 +33,38 @@ class ModelSpec:
     path: str | None = opt(None, "local checkpoint or transformers model directory (overrides `preset`)")
     gguf_file: str | None = opt(None, "GGUF file name inside `path` (e.g. SmolLM2-135M-Instruct.Q4_1.gguf)")
     overrides: dict[str, Any] = opt(factory=dict, help="ModelConfig fields to change on top of the preset, e.g. {num_hidden_layers: 2}")
+
+    def __post_init__(self) -> None:
+        # A shape that cannot make a model must fail when the config loads, not after the
+        # stage has trained and written a tokenizer into the run directory.
+        if self.path is None and self.overrides:
+            problem = fresh_model_problem(self.preset, self.overrides)
+            if problem:
+                raise FieldProblem("overrides", problem)
+
+
+TOKENIZER_KEYS = ("vocab_size", "pad_token_id", "bos_token_id", "eos_token_id")  # set from the tokenizer
+
+
+def fresh_model_problem(preset: str, overrides: dict[str, Any]) -> str | None:
+    """Why `preset` + `overrides` cannot make a fresh native model, or None."""
+    import dataclasses
+    import difflib
+
+    from reasonrl.model.config import ModelConfig, get_config
+
+    names = [f.name for f in dataclasses.fields(ModelConfig)]
+    for key in overrides:
+        if key in TOKENIZER_KEYS:
+            return f"'{key}' comes from the tokenizer and cannot be overridden"
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            return f"unknown model field '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+    try:
+        get_config(preset, **overrides)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 @dataclass

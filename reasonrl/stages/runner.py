@@ -4,7 +4,8 @@
     refuse what cannot work (torchrun before distributed training exists, a changed config)
     -> open the latest readable checkpoint (falling back past a corrupt one) or build fresh
     -> write config.yaml / environment.json, drop log rows of steps not in the checkpoint
-    -> step loop: progress bar, periodic evaluation, checkpoints, Ctrl-C checkpoint
+    -> step loop: progress bar, periodic evaluation, checkpoints, Ctrl-C checkpoint (a Ctrl-C inside
+       a step is held until the step is done, so a checkpoint never holds part of one)
     -> final evaluation (once), the final `model/` (or the program's own outputs), the stage marked
        complete -> StageResult
 
@@ -181,7 +182,8 @@ def open_program(cfg: Any, run, build: Build, name: str) -> tuple[StageProgram, 
             start = program.restore(ckpt)
         except CHECKPOINT_ERRORS as exc:
             aside = ckpt.with_name("corrupt-" + ckpt.name)
-            run.warn(f"{name}: checkpoint {ckpt} is unreadable ({type(exc).__name__}: {str(exc)[:120]}); "
+            reason = (str(exc).strip().splitlines() or [""])[0][:120]
+            run.warn(f"{name}: checkpoint {ckpt} is unreadable ({type(exc).__name__}: {reason}); "
                      f"moved to {aside.name}, trying the previous one")
             ckpt.rename(aside)
             continue
@@ -213,8 +215,9 @@ def record_run(run, cfg: Any, name: str) -> None:
 
 
 def step_loop(program: StageProgram, run, name: str, start: int, schedule: Schedule) -> dict[str, Any]:
-    """Steps start..total with evaluation and checkpoints. Ctrl-C writes a checkpoint holding
-    exactly the steps that finished (their metrics logged) and re-raises."""
+    """Steps start..total with evaluation and checkpoints. Ctrl-C (held until the step in progress
+    is done, see `whole_step`; at once during an evaluation, which changes no state) writes a
+    checkpoint holding exactly the steps that finished (their metrics logged) and re-raises."""
     total = program.total_steps
     metrics: dict[str, Any] = {}
     finished = logged = start
@@ -222,8 +225,9 @@ def step_loop(program: StageProgram, run, name: str, start: int, schedule: Sched
         bar.advance(start)
         try:
             for step in range(start, total):
-                metrics = program.train_step(step)
-                finished = step + 1
+                with whole_step(run, name, step):
+                    metrics = program.train_step(step)
+                    finished = step + 1
                 last = finished == total
                 if _eval_due(schedule, finished, last):
                     metrics.update(_evaluate(program))
@@ -238,6 +242,10 @@ def step_loop(program: StageProgram, run, name: str, start: int, schedule: Sched
                     break
             if start == total:  # killed after the last checkpoint: its row (evaluation included) is logged
                 metrics = run.last_metrics()
+        except MidStepAbort:
+            run.print(f"{name}: stopped inside step {finished + 1}; no checkpoint written (a re-run resumes from "
+                      "the last one)")
+            raise
         except KeyboardInterrupt:
             if finished > logged:
                 run.log_metrics({"step": finished, **{k: v for k, v in metrics.items() if not k.startswith("eval/")}})
@@ -245,6 +253,38 @@ def step_loop(program: StageProgram, run, name: str, start: int, schedule: Sched
             program.save_checkpoint(finished)
             raise
     return metrics
+
+
+class MidStepAbort(KeyboardInterrupt):
+    """A second Ctrl-C inside a step: the state is half-updated, so no checkpoint may be written."""
+
+
+@contextlib.contextmanager
+def whole_step(run, name: str, step: int):
+    """Hold a Ctrl-C that arrives inside a step until the step is done: a step may apply several
+    optimizer updates (rl.mu, minibatches), and a checkpoint of half of them, named for the steps
+    before, would make the resumed run apply them again. A second Ctrl-C stops at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def hold(signum, frame):
+        if pending:
+            raise MidStepAbort()
+        pending.append(signum)
+        run.print(f"{name}: interrupt: finishing step {step + 1} first (Ctrl-C again to stop without a checkpoint)")
+
+    previous = signal.signal(signal.SIGINT, hold) or signal.default_int_handler  # None: not set from Python
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt()
 
 
 def _eval_due(schedule: Schedule, finished: int, last: bool) -> bool:

@@ -23,8 +23,13 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "benchmarks"
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     """(line number, object) for each non-blank line; a bad line raises DataError `file:line: ...`."""
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with open(path, "rb") as handle:  # decoded line by line, so a binary file is reported with its line
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                                f"{exc.start + 1}); expected JSON Lines, one object per line") from None
             if not line.strip():
                 continue
             try:

@@ -116,18 +116,29 @@ def save_checkpoint_dir(ckpt_root: str | os.PathLike, step: int, fill: Callable[
     return final
 
 
+class CheckpointWriteError(StageError):
+    """The file system refused a checkpoint (full disk, quota, permissions): one line, exit 1."""
+
+
 def _write_checkpoint(root: Path, final: Path, step: int, fill: Callable[[Path], None]) -> None:
-    root.mkdir(parents=True, exist_ok=True)
     tmp = root / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    fill(tmp)
-    _fsync_tree(tmp)
-    _write_synced(tmp / COMPLETE, json.dumps({"step": step}) + "\n")
-    _fsync_path(tmp)
-    _replace_dir(tmp, final)
-    _fsync_path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        fill(tmp)
+        _fsync_tree(tmp)
+        _write_synced(tmp / COMPLETE, json.dumps({"step": step}) + "\n")
+        _fsync_path(tmp)
+        _replace_dir(tmp, final)
+        _fsync_path(root)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # give the space back; the previous checkpoints are intact
+        reason = exc.strerror or str(exc)
+        raise CheckpointWriteError(f"could not write checkpoint {final} ({reason}: {exc.filename or root}); the "
+                                   "earlier checkpoints are kept: free space and re-run the same command to resume "
+                                   "from them") from exc
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
