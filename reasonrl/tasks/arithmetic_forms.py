@@ -81,8 +81,13 @@ def _compact(c: Column, index: int, carry: int) -> str:
     return f"{column_name(index)}: {fact}-> {c.digit}" + (f" {_SHORT_KIND[c.kind]}{carry}" if carry else "")
 
 
+def _ru_number(n: int) -> str:
+    # column terms are digits, borrowed tops (10-19) and carries: words always, but never fail
+    return _RU_NUMBERS[n] if n < len(_RU_NUMBERS) else str(n)
+
+
 def _ru(c: Column, index: int, carry: int) -> str:
-    fact = f"{_fact_in(c.fact, _RU_OPS, _RU_NUMBERS.__getitem__)} = {c.total}, " if c.fact else ""
+    fact = f"{_fact_in(c.fact, _RU_OPS, _ru_number)} = {c.total}, " if c.fact else ""
     return f"{fact}пишем {c.digit}" + (f", {_RU_KIND[c.kind]} {carry}" if carry else "")
 
 
@@ -128,6 +133,7 @@ def verification(expression: str, value: int) -> str:
 # ---- reading back -------------------------------------------------------------------------------
 _FACT = r"[0-9+*-]{1,200}"
 _WORD_FACT = rf"{_N}(?: (?:plus|minus|times) {_N}){{0,20}}"
+_RU_TERM = rf"(?:[а-яё]{{1,20}}|{_N})"
 _NAME = r"(?P<name>units|tens|hundreds|thousands|10\^\d{1,3})"
 _COLUMNS = {
     "write": rf"(?:(?P<fact>{_FACT})=(?P<total>{_N}) )?write (?P<digit>{_N})"
@@ -136,7 +142,7 @@ _COLUMNS = {
              rf"(?:, (?P<kind>carry|borrow) the (?P<carry>{_N}))?",
     "compact": rf"{_NAME}: (?:(?P<fact>{_FACT})=(?P<total>{_N}) )?-> (?P<digit>{_N})"
                rf"(?: (?P<kind>[cb])(?P<carry>{_N}))?",
-    "ru": rf"(?:(?P<fact>[а-яё]{{1,20}}(?: (?:плюс|минус|умножить на) [а-яё]{{1,20}}){{0,20}}) = (?P<total>{_N}), )?"
+    "ru": rf"(?:(?P<fact>{_RU_TERM}(?: (?:плюс|минус|умножить на) {_RU_TERM}){{0,20}}) = (?P<total>{_N}), )?"
           rf"пишем (?P<digit>{_N})(?:, (?P<kind>перенос|заём) (?P<carry>{_N}))?",
     "zh": rf"(?:(?P<fact>{_N}(?:[加减乘]{_N}){{0,20}})得(?P<total>{_N})[，,] ?)?写(?P<digit>{_N})"
           rf"(?:(?P<kind>[进借])(?P<carry>{_N}))?",
@@ -179,7 +185,7 @@ def _symbols(fact: str | None, form: str) -> str | None:
         return None
     if form == "ru":
         words = re.split(r"( плюс | минус | умножить на )", fact)
-        if any(w not in _RU_VALUES for w in words[::2]):
+        if any(w not in _RU_VALUES and not w.isdigit() for w in words[::2]):
             raise WrongStep(f"unreadable number in {fact!r}")
         fact = "".join(_RU_VALUES.get(w, w) for w in words)
     return _SYMBOL_RE.sub(lambda m: _SYMBOLS[m[0]], fact)

@@ -207,3 +207,22 @@ def test_tag_fraction_is_bounded(value):
     with pytest.raises(ConfigError, match="tag_fraction"):
         load_config(PretrainConfig, overrides=[f"data.tag_fraction={value}"])
     assert load_config(PretrainConfig).data.tag_fraction == 1.0
+
+
+@pytest.mark.parametrize("language", ["ru", "zh", None])
+@pytest.mark.parametrize("form", ["write", "words", "compact"])
+def test_carries_past_9_read_back_in_every_form(form, language):
+    operands, ops = [9] * 12, "+" * 11  # units 108: a carry of 10 enters the tens column
+    written = text(operands, ops, form, language)
+    assert diagnose(written, {"meta": {"operands": operands, "ops": ops}}) == (True, "every step checks")
+
+
+@pytest.mark.parametrize("completion", [
+    "put down 1. " * 1600, "units: -> 1, " * 1500, "wait, 7+8=15, so carry 1, " * 700, "семь плюс " * 1900,
+])
+def test_long_adversarial_chains_are_read_in_linear_time(completion):
+    import time
+
+    start = time.perf_counter()
+    assert check_steps(completion, ADD) in (False, None)
+    assert time.perf_counter() - start < 1.0
