@@ -31,6 +31,10 @@ class CorpusSection:
     template: Literal["r1", "r1_short", "plain"] = opt("r1", "document format: r1 (R1-Zero prompt + <think>/<answer> "
                                                      "completion), r1_short (the conversation without the "
                                                      "instruction) or plain (question, solution, answer)")
+    tag_fraction: float = opt(1.0, "fraction of r1/r1_short documents whose completion is in the "
+                                   "<think>/<answer> format; the rest end in a plain 'Answer: N' or "
+                                   "'The answer is N.' line, so that R1-Zero has a format to learn "
+                                   "(template plain: must stay 1)", ge=0, le=1)
     seq_len: int = opt(128, "tokens per packed training sequence", ge=2)
     batch_size: int = opt(16, "sequences per optimizer step", ge=1)
 
@@ -145,20 +149,31 @@ class PretrainProgram:
 def _prepare_data(cfg: PretrainConfig, run):
     from reasonrl.data_utils import ensure_tokenizer
     from reasonrl.stages.rl import in_loop_eval_set
-    from reasonrl.tasks.prompts import build_prompt
-    from reasonrl.tasks import corpus_text, get_task, r1_completion, render_solution
+    from reasonrl.tasks import get_task
 
     task = get_task(cfg.data.task, **cfg.data.options)
     train = task.examples("train", cfg.data.n_examples, seed=cfg.run.seed)
     dev = in_loop_eval_set(task, cfg.eval.n_examples, run)
-    fmt = PROMPT_FORMAT[cfg.data.template]
-    if cfg.data.template == "plain":
-        docs = [(build_prompt(ex, None, fmt), render_solution(ex)[len(ex["prompt"]) + 1:]) for ex in train]
-    else:
-        docs = [(build_prompt(ex, None, fmt), r1_completion(ex)) for ex in train]
-    texts = [corpus_text(ex, cfg.data.template) for ex in train[:5000]]
+    docs = corpus_documents(train, cfg.data.template, cfg.data.tag_fraction, cfg.run.seed)
+    texts = [prompt + completion for prompt, completion in docs[:5000]]
     tokenizer = ensure_tokenizer(run.path("tokenizer"), texts, cfg.tokenizer.vocab_size, cfg.tokenizer.path)
     return task, docs, dev, tokenizer
+
+
+def corpus_documents(train: list[dict], template: str, tag_fraction: float = 1.0,
+                     seed: int = 0) -> list[tuple[str, str]]:
+    """(prompt, completion) training documents: the template's prompt, then the tagged completion
+    for a `tag_fraction` of them and a plain one for the rest (`plain`: every one plain)."""
+    from reasonrl.tasks import mixed_completions, plain_completion
+    from reasonrl.tasks.prompts import build_prompt
+
+    fmt = PROMPT_FORMAT[template]
+    if template == "plain":
+        if tag_fraction != 1.0:
+            raise ValueError("data.tag_fraction applies to the r1 and r1_short templates; "
+                             "template plain has no tags (leave tag_fraction at 1)")
+        return [(build_prompt(ex, None, fmt), plain_completion(ex)) for ex in train]
+    return list(zip([build_prompt(ex, None, fmt) for ex in train], mixed_completions(train, tag_fraction, seed)))
 
 
 def _windows(cfg: PretrainConfig, tokenizer, docs):

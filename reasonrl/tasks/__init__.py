@@ -18,7 +18,8 @@ from .base import IN_LOOP_EVAL_SEED, SPLIT_PERCENT, DataError, Task, in_loop_eva
 from .countdown import countdown_score
 from .files import load_benchmark, verify_checksum
 from .process import process_stats, resolve_step_check
-from .templates import corpus_text, final_answer, r1_completion, r1_short_prompt, r1_zero_prompt, render_solution
+from .templates import (corpus_text, final_answer, mixed_completions, plain_completion, r1_completion, r1_short_prompt,
+                        r1_zero_prompt, render_solution)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "examples"
 BUILDERS = {
@@ -30,8 +31,8 @@ BUILDERS = {
 }
 
 __all__ = ["BUILDERS", "IN_LOOP_EVAL_SEED", "SPLIT_PERCENT", "DataError", "Task", "corpus_text", "countdown_score",
-           "final_answer", "get_task", "in_loop_eval_examples", "in_loop_split", "load_benchmark", "process_stats",
-           "r1_completion", "r1_short_prompt", "r1_zero_prompt", "render_solution", "resolve_step_check",
+           "final_answer", "get_task", "in_loop_eval_examples", "in_loop_split", "load_benchmark", "mixed_completions",
+           "plain_completion", "process_stats", "r1_completion", "r1_short_prompt", "r1_zero_prompt", "render_solution", "resolve_step_check",
            "verify_checksum"]
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import itertools
 import random
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
+from .arithmetic_forms import FOREIGN, FORMS, Column, join_columns, render_column, table_fact, verification
 from .arithmetic_steps import check_steps, column_name
 from .base import DEFAULT_SIZE, GENERATED_SPLITS, Task, check_int, check_options, make_rng, sample_unique, split_of
 
-DEFAULTS: dict[str, Any] = {"digits": 2, "terms": 2, "ops": "+", "corpus_error_rate": 0.0}
+DEFAULTS: dict[str, Any] = {"digits": 2, "terms": 2, "ops": "+", "corpus_error_rate": 0.0, "surface_forms": 1,
+                            "foreign_step_rate": 0.0, "self_check_rate": 0.0, "verify_rate": 0.0}
 OP_SETS = {"+": "+", "-": "-", "+-": "+-", "-+": "+-", "*": "*"}
 # Problem spaces up to this size are enumerated (exact sampling without replacement).
 ENUMERATE_LIMIT = 200_000
@@ -24,125 +27,217 @@ ENUMERATE_LIMIT = 200_000
 class _Slips:
     """Counts carry/borrow events and forgets the one numbered `forget` (None: forget none).
 
-    Also records the columns (0 = units) a carry or borrow leaves, for the problem's categories.
+    With `correct`, the forgotten carry is not lost: its column is marked for a self-check that
+    restores it, and the rest of the solution is the correct one. Also records the columns
+    (0 = units) a carry or borrow leaves, for the problem's categories.
     """
 
-    def __init__(self, forget: int | None = None):
-        self.forget = forget
+    def __init__(self, forget: int | None = None, correct: bool = False):
+        self.forget, self.correct = forget, correct
         self.count = 0
         self.columns: set[int] = set()
 
-    def keep(self, column: int) -> bool:
+    def apply(self, column: int, carry: int) -> tuple[int, bool]:
+        """(the carry passed on, whether its column is corrected) for a column's carry."""
+        if not carry:
+            return 0, False
         self.count += 1
         self.columns.add(column)
-        return self.count - 1 != self.forget
+        if self.count - 1 != self.forget:
+            return carry, False
+        return (carry, True) if self.correct else (0, False)
 
 
 def _digit(n: int, col: int) -> int | None:
     return n // 10**col % 10 if col < len(str(n)) else None
 
 
-def _add_columns(nums: list[int], slips: _Slips) -> tuple[str, int]:
+def _join(terms: list[int], op: str) -> str | None:
+    return op.join(map(str, terms)) if len(terms) > 1 else None
+
+
+def _add_columns(nums: list[int], slips: _Slips) -> tuple[list[Column], int]:
     width = max(len(str(n)) for n in nums)
-    carry, value, parts = 0, 0, []
+    carry, value, columns = 0, 0, []
     for col in range(width):
         column = [d for d in (_digit(n, col) for n in nums) if d is not None] + ([carry] if carry else [])
         total = sum(column)
-        carry = total // 10
-        if carry and not slips.keep(col):
-            carry = 0
-        fact = f"{'+'.join(map(str, column))}={total} " if len(column) > 1 else ""
-        parts.append(f"{fact}write {total % 10}" + (f" carry {carry}" if carry else ""))
+        carry, corrected = slips.apply(col, total // 10)
+        columns.append(Column(_join(column, "+"), total, total % 10, "carry", carry, corrected))
         value += total % 10 * 10**col
     if carry:
-        parts.append(f"write {carry}")
+        columns.append(Column(None, carry, carry, "carry", 0))
         value += carry * 10**width
-    return ", ".join(parts), value
+    return columns, value
 
 
-def _sub_columns(a: int, b: int, slips: _Slips) -> tuple[str, int]:
+def _sub_columns(a: int, b: int, slips: _Slips) -> tuple[list[Column], int]:
     if a < b:
         raise ValueError("negative intermediate result")
-    borrow, value, parts = 0, 0, []
+    borrow, value, columns = 0, 0, []
     for col in range(len(str(a))):
         top, bottom = _digit(a, col), _digit(b, col)
         column = [bottom] if bottom is not None else []
         column += [borrow] if borrow else []
         diff = top - sum(column)
-        borrow = 1 if diff < 0 else 0
-        top, diff = (top + 10, diff + 10) if borrow else (top, diff)
-        if borrow and not slips.keep(col):
-            borrow = 0  # borrowed here but not paid back in the next column
-        fact = f"{'-'.join(map(str, [top] + column))}={diff} " if column else ""
-        parts.append(f"{fact}write {diff}" + (f" borrow {borrow}" if borrow else ""))
+        owes = 1 if diff < 0 else 0
+        top, diff = (top + 10, diff + 10) if owes else (top, diff)
+        # a forgotten borrow: borrowed here but not paid back in the next column
+        borrow, corrected = slips.apply(col, owes)
+        fact = "-".join(map(str, [top] + column)) if column else None
+        columns.append(Column(fact, diff, diff, "borrow", borrow, corrected))
         value += diff * 10**col
-    return ", ".join(parts), value
+    return columns, value
 
 
-def _mul_digit(a: int, d: int, slips: _Slips) -> tuple[str, int]:
+def _mul_digit(a: int, d: int, slips: _Slips) -> tuple[list[Column] | None, int]:
     if a < 10:
-        return f"{a}*{d}={a * d}", a * d
-    carry, value, parts = 0, 0, []
+        return None, a * d  # a table fact, stated whole
+    carry, value, columns = 0, 0, []
     width = len(str(a))
     for col in range(width):
         total = _digit(a, col) * d + carry
         fact = f"{_digit(a, col)}*{d}" + (f"+{carry}" if carry else "")
-        carry = total // 10
-        if carry and not slips.keep(col):
-            carry = 0
-        parts.append(f"{fact}={total} write {total % 10}" + (f" carry {carry}" if carry else ""))
+        carry, corrected = slips.apply(col, total // 10)
+        columns.append(Column(fact, total, total % 10, "carry", carry, corrected))
         value += total % 10 * 10**col
     if carry:
-        parts.append(f"write {carry}")
+        columns.append(Column(None, carry, carry, "carry", 0))
         value += carry * 10**width
-    return ", ".join(parts), value
+    return columns, value
 
 
 STEP_FNS = {"+": lambda a, b, s: _add_columns([a, b], s), "-": _sub_columns, "*": _mul_digit}
 
 
-def solve(operands: list[int], ops: str, slips: _Slips | None = None) -> tuple[str, int]:
-    """Step text and final value of operands[0] ops[0] operands[1] ..., left to right.
+@dataclass
+class Step:
+    """One binary step a op b = result (the whole sum for pure additions); `columns` None: a table fact."""
 
-    Pure additions are done in one column pass over all operands; otherwise each binary step is
-    shown as `85-19: <columns> = 66` joined by `; ` (no prefix when there is a single step).
-    """
+    a: int
+    op: str
+    b: int
+    columns: list[Column] | None
+    result: int
+
+
+def solve_steps(operands: list[int], ops: str, slips: _Slips | None = None) -> tuple[list[Step], int]:
+    """The steps of operands[0] ops[0] operands[1] ..., left to right, and the final value.
+    Pure additions are one column pass over all operands."""
     slips = slips or _Slips()
     if set(ops) == {"+"}:
-        return _add_columns(operands, slips)
+        columns, value = _add_columns(operands, slips)
+        return [Step(operands[0], "+", operands[1], columns, value)], value
     value, steps = operands[0], []
     for op, x in zip(ops, operands[1:]):
-        text, new = STEP_FNS[op](value, x, slips)
-        whole = len(ops) == 1 or text.startswith(f"{value}{op}{x}=")  # a table fact needs no header
-        steps.append(text if whole else f"{value}{op}{x}: {text} = {new}")
+        columns, new = STEP_FNS[op](value, x, slips)
+        steps.append(Step(value, op, x, columns, new))
         value = new
-    return "; ".join(steps), value
+    return steps, value
+
+
+def render_steps(steps: list[Step], form: str = "write", language: Callable[[], str | None] | None = None) -> str:
+    """Step text in a surface form (arithmetic_forms): a single step is its columns; several are
+    `85-19: <columns> = 66` joined by `; ` (a table fact stands alone, it needs no header).
+    `language()` is asked once per column, in order: a foreign form's name, or None."""
+    texts = []
+    for step in steps:
+        if step.columns is None:
+            texts.append(table_fact(step.a, step.b, form))
+            continue
+        parts = [render_column(c, i, form, language() if language else None) for i, c in enumerate(step.columns)]
+        body = join_columns(parts, form)
+        # a body that already opens with the step (`9-5=4 write 4`, the running value being one
+        # digit) has always gone without the header; kept so that the default corpus is unchanged
+        whole = len(steps) == 1 or body.startswith(f"{step.a}{step.op}{step.b}=")
+        texts.append(body if whole else f"{step.a}{step.op}{step.b}: {body} = {step.result}")
+    return "; ".join(texts)
+
+
+def solve(operands: list[int], ops: str, slips: _Slips | None = None) -> tuple[str, int]:
+    """Step text (the `write` form) and final value of operands[0] ops[0] operands[1] ..."""
+    steps, value = solve_steps(operands, ops, slips)
+    return render_steps(steps), value
 
 
 def _expression(operands: list[int], ops: str) -> str:
     return str(operands[0]) + "".join(op + str(x) for op, x in zip(ops, operands[1:]))
 
 
-def _example(operands: list[int], ops: str, rng: random.Random, error_rate: float) -> dict:
+@dataclass(frozen=True)
+class CorpusStyle:
+    """How train solutions are written besides their slips (docs/tasks.md, "Corpus styles"); the
+    defaults are the original corpus: one form, no foreign steps, no self-checks."""
+
+    surface_forms: int = 1
+    foreign_step_rate: float = 0.0
+    self_check_rate: float = 0.0
+    verify_rate: float = 0.0
+
+    @classmethod
+    def from_options(cls, opts: dict[str, Any]) -> CorpusStyle:
+        return cls(opts["surface_forms"], opts["foreign_step_rate"], opts["self_check_rate"], opts["verify_rate"])
+
+
+PLAIN_STYLE = CorpusStyle()
+
+
+def _slipped(operands: list[int], ops: str, rng: random.Random, error_rate: float, style: CorpusStyle,
+             count: int) -> tuple[list[Step], int, str | None] | None:
+    """(steps, value reached, "corrected" or None) of a solution with a forgotten carry, or None
+    when this one has none. Draws in the original order, so default options give the same corpus."""
+    if not count or error_rate <= 0 or rng.random() >= error_rate:
+        return None
+    slip = rng.randrange(count)
+    if style.self_check_rate > 0 and rng.random() < style.self_check_rate:
+        steps, value = solve_steps(operands, ops, _Slips(slip, correct=True))
+        return steps, value, "corrected"
+    try:
+        steps, value = solve_steps(operands, ops, _Slips(slip))
+    except ValueError:  # the slip drove a later subtraction negative: keep the clean solution
+        return None
+    return steps, value, None
+
+
+def _foreign_picker(rng: random.Random, rate: float) -> tuple[Callable[[], str | None] | None, list[str]]:
+    """A per-column draw of a foreign form (rate `rate`, the script drawn uniformly), and the list
+    of the forms it picked; no draw at all at rate 0."""
+    picked: list[str] = []
+    if rate <= 0:
+        return None, picked
+
+    def language() -> str | None:
+        if rng.random() >= rate:
+            return None
+        picked.append(rng.choice(FOREIGN))
+        return picked[-1]
+    return language, picked
+
+
+def _example(operands: list[int], ops: str, rng: random.Random, error_rate: float,
+             style: CorpusStyle = PLAIN_STYLE) -> dict:
     events = _Slips()  # forgets nothing; counts the carries a slip could hit
-    solution, value = solve(operands, ops, events)
-    final, corrupted = value, False
-    if events.count and error_rate > 0 and rng.random() < error_rate:
-        try:
-            solution, final = solve(operands, ops, _Slips(rng.randrange(events.count)))
-            corrupted = True
-        except ValueError:  # the slip drove a later subtraction negative: keep the clean solution
-            pass
+    steps, value = solve_steps(operands, ops, events)
+    final, check, corrupted = value, None, False
+    slipped = _slipped(operands, ops, rng, error_rate, style, events.count)
+    if slipped is not None:
+        steps, final, check = slipped
+        corrupted = check is None  # a slip caught by its self-check reaches the right answer
     expr = _expression(operands, ops)
-    return {
-        "id": f"arithmetic-{expr}",
-        "prompt": f"What is {expr}?",
-        "answer": str(value),
-        "solution": solution,
-        "meta": {"source": "arithmetic", "operands": list(operands), "ops": ops,
-                 "has_carry": events.count > 0, "corrupted": corrupted, "solution_answer": str(final),
-                 "step_check": "arithmetic"},  # the `process` reward finds check_steps by this name
-    }
+    if check is None and not corrupted and style.verify_rate > 0 and rng.random() < style.verify_rate:
+        check = "verified"
+    form = FORMS[rng.randrange(style.surface_forms)] if style.surface_forms > 1 else FORMS[0]
+    language, foreign = _foreign_picker(rng, style.foreign_step_rate)
+    solution = render_steps(steps, form, language)
+    if check == "verified":
+        solution += ". " + verification(expr, value)
+    meta = {"source": "arithmetic", "operands": list(operands), "ops": ops,
+            "has_carry": events.count > 0, "corrupted": corrupted, "solution_answer": str(final),
+            "step_check": "arithmetic"}  # the `process` reward finds check_steps by this name
+    if style != PLAIN_STYLE:  # the original corpus's examples keep their original keys
+        meta.update(form=form, foreign_steps=len(foreign), self_check=check)
+    return {"id": f"arithmetic-{expr}", "prompt": f"What is {expr}?", "answer": str(value),
+            "solution": solution, "meta": meta}
 
 
 def problem_key(operands: list[int] | tuple[int, ...], ops: str) -> str:
@@ -188,9 +283,11 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     opts["ops"] = OP_SETS[opts["ops"]]
     if opts["ops"] == "*" and opts["digits"] != 1:
         raise ValueError("task 'arithmetic': ops='*' needs digits=1 (products of 1-digit factors)")
-    rate = opts["corpus_error_rate"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
-        raise ValueError(f"task 'arithmetic': option 'corpus_error_rate' must be in [0, 1], got {rate!r}")
+    check_int("arithmetic", "surface_forms", opts["surface_forms"], 1, len(FORMS))
+    for name in ("corpus_error_rate", "foreign_step_rate", "self_check_rate", "verify_rate"):
+        rate = opts[name]
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+            raise ValueError(f"task 'arithmetic': option '{name}' must be in [0, 1], got {rate!r}")
     return opts
 
 
@@ -214,14 +311,16 @@ def _space_size(opts: dict[str, Any]) -> int:
 
 def _make(opts: dict[str, Any], split: str, n: int | None, seed: int) -> list[dict]:
     rng = make_rng("arithmetic", split, seed)
+    # slips and corpus styles shape train solutions only: dev and test keep the original form
     rate = opts["corpus_error_rate"] if split == "train" else 0.0
+    style = CorpusStyle.from_options(opts) if split == "train" else PLAIN_STYLE
     if _space_size(opts) <= ENUMERATE_LIMIT:
         problems = _enumerate(opts, split)
         size = min(DEFAULT_SIZE, len(problems)) if n is None else n
         if size > len(problems):
             raise ValueError(f"task 'arithmetic': asked for {size} '{split}' examples but these options "
                              f"give only {len(problems)} distinct ones")
-        return [_example(list(o), ops, rng, rate) for o, ops in rng.sample(problems, size)]
+        return [_example(list(o), ops, rng, rate, style) for o, ops in rng.sample(problems, size)]
     numbers = _operand_range(opts["digits"])
 
     def draw() -> tuple[str, str, dict] | None:
@@ -232,7 +331,7 @@ def _make(opts: dict[str, Any], split: str, n: int | None, seed: int) -> list[di
         return problem_key(operands, ops), _expression(operands, ops), {"operands": operands, "ops": ops}
 
     picked = sample_unique("arithmetic", split, DEFAULT_SIZE if n is None else n, draw)
-    return [_example(p["operands"], p["ops"], rng, rate) for p in picked]
+    return [_example(p["operands"], p["ops"], rng, rate, style) for p in picked]
 
 
 def build(**options: Any) -> Task:

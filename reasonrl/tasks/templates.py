@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 # The R1-Zero template (DeepSeek-R1, table 1), shortened for small models with short contexts.
 # Its first line is the instruction; the rest is the User/Assistant conversation of R1_SHORT_TEMPLATE.
 R1_ZERO_INSTRUCTION = (
@@ -57,3 +59,29 @@ def corpus_text(example: dict, template: str = "plain") -> str:
     if template == "r1_short":
         return r1_short_prompt(example) + r1_completion(example)
     raise ValueError(f"unknown corpus template '{template}' (expected 'plain', 'r1' or 'r1_short')")
+
+
+# Plain endings of an untagged completion, for a corpus in which the tag format is a minority.
+PLAIN_ENDINGS = ("Answer: {answer}", "The answer is {answer}.")
+
+
+def plain_completion(example: dict, ending: int = 0) -> str:
+    """An untagged completion: the worked solution, then `Answer: N` (ending 0) or
+    `The answer is N.` (ending 1) on its own line."""
+    end = PLAIN_ENDINGS[ending].format(answer=final_answer(example))
+    return f"{example['solution']}\n{end}" if example.get("solution") else end
+
+
+def mixed_completions(examples: list[dict], tag_fraction: float = 1.0, seed: int = 0) -> list[str]:
+    """Completions of which round(tag_fraction * n), chosen by a seeded draw, are `r1_completion`
+    and the rest `plain_completion` with a drawn ending: the tag format a minority, so that an
+    R1-Zero run on a base pretrained on them has a format to learn. tag_fraction 1 (the
+    default) is all tags and draws nothing."""
+    if not 0.0 <= tag_fraction <= 1.0:
+        raise ValueError(f"tag_fraction must be in [0, 1], got {tag_fraction!r}")
+    if tag_fraction == 1.0:
+        return [r1_completion(ex) for ex in examples]
+    rng = random.Random(f"corpus-tags-{seed}")
+    tagged = set(rng.sample(range(len(examples)), round(tag_fraction * len(examples))))
+    return [r1_completion(ex) if i in tagged else plain_completion(ex, rng.randrange(len(PLAIN_ENDINGS)))
+            for i, ex in enumerate(examples)]

@@ -95,3 +95,15 @@ def mtp_accuracy(run):
     target = windows[:, 2:2 + pred.shape[1]]
     unigram = torch.bincount(target.flatten()).max().item() / target.numel()
     return (pred == target).float().mean().item(), unigram
+
+
+def test_a_styled_corpus_with_a_tag_minority_pretrains(tmp_path):
+    options = ("data.options={digits: 2, corpus_error_rate: 0.7, surface_forms: 3, foreign_step_rate: 0.1, "
+               "self_check_rate: 0.3, verify_rate: 0.2}")
+    run_cli("pretrain", *TINY_PRETRAIN, options, "data.tag_fraction=0.3", f"run.dir={tmp_path}", "run.name=styled",
+            "budget.steps=2", "eval.every=0", "checkpoint.every=100")
+    assert (tmp_path / "styled" / "model" / "model.safetensors").is_file()
+    assert "tag_fraction: 0.3" in (tmp_path / "styled" / "config.yaml").read_text()
+    plain = run_cli("pretrain", *TINY_PRETRAIN, "data.template=plain", "data.tag_fraction=0.5", f"run.dir={tmp_path}",
+                    "run.name=plain", "budget.steps=1", check=False)
+    assert plain.returncode != 0 and "tag_fraction" in plain.stderr
