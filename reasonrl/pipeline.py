@@ -158,8 +158,17 @@ def _build_config(stage: PlannedStage, where: str) -> Any:
 
 def _fingerprint(stage: PlannedStage, stages: list[PlannedStage]) -> str:
     """Hash of the stage's resolved config and of the fingerprints of the stages it reads from."""
+    import yaml
+
+    from reasonrl.stages.runner import IGNORED_CHANGES
+
+    config = yaml.safe_load(dump_yaml(stage.cfg))
+    for dotted in IGNORED_CHANGES:  # how a run is shown or where it lives is no change to what it computes
+        section, _, key = dotted.partition(".")
+        (config.get(section) or {}).pop(key, None)
     upstream = sorted({ref.split(".", 1)[0] for ref in _refs(stage.inputs)})
-    parts = [dump_yaml(stage.cfg)] + [next(s.fingerprint for s in stages if s.name == u) for u in upstream]
+    parts = [json.dumps(config, sort_keys=True, default=str)]
+    parts += [next(s.fingerprint for s in stages if s.name == u) for u in upstream]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
