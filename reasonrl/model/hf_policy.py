@@ -28,6 +28,9 @@ from torch import nn
 from .transformer import TrainOutput
 
 FAST_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
+# architectures whose logits are exactly `lm_head(last_hidden_state)` (no logit scale or softcap),
+# so log-probs can project only the positions they need; others get the full logits
+PLAIN_HEAD_TYPES = FAST_MODEL_TYPES + ("gpt2",)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -94,9 +97,22 @@ class HFPolicy(nn.Module):
             return self._forward_fast(input_ids, positions, cache)
         return self._forward_tokens(input_ids, positions, cache)
 
-    def forward_train(self, input_ids) -> TrainOutput:
-        logits = self.hf(input_ids=input_ids, use_cache=False).logits
-        return TrainOutput(logits=logits, aux_loss=logits.new_zeros(()))
+    def forward_train(self, input_ids, mtp: bool = True, logits: bool = True) -> TrainOutput:
+        """mtp: accepted for the native signature (transformers models have none). logits=False
+        returns the last hidden state instead (see `output_head`)."""
+        if not logits and self.output_head() is not None:
+            hidden = self.hidden_states(input_ids)  # (B, T, d)
+            return TrainOutput(logits=None, aux_loss=hidden.new_zeros(()), hidden=hidden)
+        out = self.hf(input_ids=input_ids, use_cache=False).logits  # (B, T, V)
+        return TrainOutput(logits=out, aux_loss=out.new_zeros(()))
+
+    def output_head(self) -> nn.Module | None:
+        """The head with logits == head(hidden_states(ids)), or None where the architecture
+        transforms logits further (softcapping, logit scale: those need the full forward)."""
+        if getattr(self.config, "model_type", None) not in PLAIN_HEAD_TYPES:
+            return None
+        head = self.hf.get_output_embeddings()
+        return head if isinstance(head, nn.Linear) else None
 
     def hidden_states(self, input_ids, positions=None) -> torch.Tensor:
         """Last hidden state after the final norm (B, T, d), without logits: the wrapped model's

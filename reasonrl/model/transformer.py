@@ -16,10 +16,11 @@ from .mtp import MTPModule
 
 @dataclass
 class TrainOutput:
-    logits: torch.Tensor  # (B, T, V)
+    logits: torch.Tensor | None  # (B, T, V); None when asked for the hidden states instead
     mtp_logits: list[torch.Tensor] = field(default_factory=list)  # [k-1]: (B, T-k, V), row t -> token t+k+1
     moe_load: torch.Tensor | None = None  # (n_moe_layers, E): main layers, then MTP blocks
     aux_loss: torch.Tensor | None = None  # sequence-wise balance loss (0 when alpha = 0)
+    hidden: torch.Tensor | None = None  # (B, T, d) after the final norm: lm_head(hidden) = logits
 
 
 class Block(nn.Module):
@@ -127,11 +128,16 @@ class Transformer(nn.Module):
     def mtp_logits(self, hidden, next_ids, positions=None, cache=None, depth: int = 0) -> torch.Tensor:
         return self.mtp_forward(hidden, next_ids, positions, cache, depth)[0]
 
-    def forward_train(self, ids: torch.Tensor) -> TrainOutput:
+    def forward_train(self, ids: torch.Tensor, mtp: bool = True, logits: bool = True) -> TrainOutput:
+        """The training forward. mtp=False skips the MTP modules (RL scores only next tokens: their
+        logits would be discarded, and the trunk's outputs and gradients do not depend on them);
+        moe_load then has the main layers' rows only. logits=False returns the normed hidden states
+        instead of the (B, T, V) logits, for callers that project only the positions they need."""
         h, loads, aux = self._trunk(ids)
-        logits = self.lm_head(self.norm(h))
+        normed = self.norm(h)
+        out = self.lm_head(normed) if logits else None  # (B, T, V)
         T, mtp_logits = ids.shape[1], []
-        for k, mod in enumerate(self.mtp, start=1):
+        for k, mod in enumerate(self.mtp if mtp else (), start=1):
             if T - k < 1:
                 break
             pos = torch.arange(T - k, device=ids.device).expand(ids.shape[0], -1)
@@ -144,8 +150,12 @@ class Transformer(nn.Module):
                 aux = a if aux is None else aux + a
         moe_load = torch.stack(loads) if loads else None
         if aux is None:
-            aux = logits.new_zeros(())
-        return TrainOutput(logits, mtp_logits, moe_load, aux)
+            aux = normed.new_zeros(())
+        return TrainOutput(out, mtp_logits, moe_load, aux, hidden=None if logits else normed)
+
+    def output_head(self) -> nn.Linear:
+        """The projection with forward_train(ids).logits == output_head()(forward_train(ids, logits=False).hidden)."""
+        return self.lm_head
 
     def moe_layers(self) -> list[MoE]:
         """In moe_load row order: main decoder layers, then MTP blocks."""
@@ -158,10 +168,14 @@ class Transformer(nn.Module):
             return
         gamma = self.config.bias_update_gamma if gamma is None else gamma
         layers = self.moe_layers()
-        if moe_load.shape[0] != len(layers):
+        if moe_load.shape[0] not in (len(layers), self._main_moe_layers()):
             raise ValueError(f"moe_load has {moe_load.shape[0]} rows, the model {len(layers)} MoE layers")
+        # a load without the MTP rows (forward_train(mtp=False)) leaves the MTP blocks' biases alone
         for moe, load in zip(layers, moe_load):
             moe.update_bias(load, gamma)
+
+    def _main_moe_layers(self) -> int:
+        return sum(isinstance(b.mlp, MoE) for b in self.layers)
 
     def save_pretrained(self, path) -> None:
         from .hf import save_pretrained

@@ -13,6 +13,7 @@ from reasonrl.sampler.backends import SamplerKind
 Algorithm = Literal["grpo", "gspo", "gspo_token", "cispo", "ppo"]
 Advantage = Literal["grpo", "dr_grpo", "rloo", "reinforce_pp"]
 Aggregation = Literal["seq_mean_token_mean", "token_mean", "constant"]
+LogprobPath = Literal["completion", "full"]
 
 
 @dataclass
@@ -45,6 +46,9 @@ class RLSection:
     overlong_filter: bool = opt(False, "DAPO: truncated completions get no loss")
     warn_zero_spread_steps: int = opt(5, "warn once when every group's rewards are equal this many steps in a row "
                                       "(0: never)", ge=0)
+    logprobs: LogprobPath = opt("completion", "how training scores completions: completion (the head only at completion "
+                                "positions, in chunks; native models skip MTP) or full (logits at every position: "
+                                "the reference path, equal within fp32 rounding)")
     gamma: float = opt(1.0, "PPO: discount", ge=0, le=1)
     lam: float = opt(0.95, "PPO: GAE lambda", ge=0, le=1)
     vf_coef: float = opt(0.5, "PPO: value loss weight", ge=0)

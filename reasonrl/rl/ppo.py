@@ -40,8 +40,8 @@ class ActorCritic(nn.Module):
                                               if k.startswith("value_head.")})
         return model
 
-    def forward_train(self, ids):
-        return self.actor.forward_train(ids)
+    def forward_train(self, ids, **kwargs):
+        return self.actor.forward_train(ids, **kwargs)
 
     def values(self, ids: torch.Tensor) -> torch.Tensor:
         """V at every input position: (B, T)."""
@@ -103,7 +103,7 @@ def ppo_advantages(rl: RLSection, batch: RolloutBatch, values: torch.Tensor, ref
 def ppo_loss(model: ActorCritic, mb: dict, rl: RLSection):
     from reasonrl.rl.losses import ppo_policy_loss, value_loss
 
-    logp, entropy, load = policy_forward(model.actor, mb["ids"], rl.temperature)
+    logp, entropy, load = policy_forward(model.actor, mb["ids"], mb["mask"], rl.temperature, rl.logprobs)
     actor_loss, metrics = ppo_policy_loss(logp, mb["old"], mb["adv"], mb["mask"], num_tokens=mb["num_tokens"],
                                           **rl.clip_options())
     values = model.values(mb["ids"])[:, :-1]

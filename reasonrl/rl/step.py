@@ -104,8 +104,9 @@ def critic_free_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats
     """GRPO / GSPO / CISPO: group-relative advantages, then mu passes of the surrogate loss."""
     batch, adv, extra = gather(ctx, step)
     t0 = time.perf_counter()
-    ref = reference_logprobs(ctx.reference, batch.ids, ctx.rl.temperature, ctx.rl.minibatch_size or len(batch))
+    ref = kl_reference_logprobs(ctx, batch, ctx.rl.minibatch_size or len(batch))
     t1 = time.perf_counter()
+    # old log-probs are the sampler's (recorded while sampling): no forward recomputes them
     tensors = {"ids": batch.ids, "mask": loss_mask(batch, ctx.rl.overlong_filter), "old": batch.old_logp,
                "adv": adv, "ref": ref}
     stats = minibatch_updates(ctx, step, tensors, lambda model, mb: surrogate_loss(model, mb, ctx.rl))
@@ -116,10 +117,18 @@ def critic_free_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats
     return batch, {**stats, **extra}
 
 
+def kl_reference_logprobs(ctx: RLContext, batch: RolloutBatch, chunk_rows: int) -> torch.Tensor | None:
+    """The reference's log-probs (N, L-1), or None when beta = 0: the KL term is then multiplied by
+    0 in every loss (and PPO's reward), so its forward is skipped even if a reference is held."""
+    if ctx.rl.beta == 0:
+        return None
+    return reference_logprobs(ctx.reference, batch.ids, batch.mask, ctx.rl.temperature, chunk_rows, ctx.rl.logprobs)
+
+
 def surrogate_loss(model, mb: dict, rl: RLSection) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]:
     from reasonrl.rl.losses import POLICY_LOSSES
 
-    logp, entropy, load = policy_forward(model, mb["ids"], rl.temperature)
+    logp, entropy, load = policy_forward(model, mb["ids"], mb["mask"], rl.temperature, rl.logprobs)
     loss, metrics = POLICY_LOSSES[rl.algorithm](
         logp, mb["old"], mb["adv"], mb["mask"], **loss_options(rl),
         ref_logp=mb["ref"], num_tokens=mb["num_tokens"] if rl.aggregation == "token_mean" else None)
@@ -142,7 +151,7 @@ def ppo_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats]:
     chunk = ctx.rl.minibatch_size or len(batch)
     with torch.no_grad():
         values = torch.cat([ctx.policy.values(c)[:, :-1] for c in batch.ids.split(chunk)])
-    ref = reference_logprobs(ctx.reference, batch.ids, ctx.rl.temperature, chunk)
+    ref = kl_reference_logprobs(ctx, batch, chunk)
     t1 = time.perf_counter()
     adv, returns = ppo_advantages(ctx.rl, batch, values, ref)
     tensors = {"ids": batch.ids, "mask": batch.mask, "old": batch.old_logp, "adv": adv, "ret": returns, "old_v": values}

@@ -24,15 +24,17 @@ def loss_mask(batch: RolloutBatch, overlong_filter: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reference_logprobs(reference: torch.nn.Module | None, ids: torch.Tensor, temperature: float,
-                       chunk_rows: int) -> torch.Tensor | None:
-    """Token log-probs of ids[:, 1:] under the frozen reference, in chunks of `chunk_rows` rows."""
-    from reasonrl.rl.losses import token_logprobs
+def reference_logprobs(reference: torch.nn.Module | None, ids: torch.Tensor, mask: torch.Tensor, temperature: float,
+                       chunk_rows: int, path: str = "completion") -> torch.Tensor | None:
+    """Log-probs of ids[:, 1:] under the frozen reference (None without one: beta = 0 keeps none,
+    so no forward runs), in chunks of `chunk_rows` rows, without autograd. ids (N, L), mask (N, L-1)."""
+    from reasonrl.rl.logprobs import sequence_logprobs
 
     if reference is None:
         return None
-    out = [token_logprobs(reference(chunk)[:, :-1], chunk[:, 1:], temperature) for chunk in ids.split(chunk_rows)]
-    return torch.cat(out)
+    out = [sequence_logprobs(reference, i, m, temperature, path, entropy=False).logp
+           for i, m in zip(ids.split(chunk_rows), mask.split(chunk_rows))]
+    return torch.cat(out)  # (N, L-1)
 
 
 def minibatch_updates(ctx: Any, step: int, tensors: dict, loss_fn: Callable) -> dict[str, float]:
@@ -67,13 +69,10 @@ def split_micro(mb: dict, grad_accum: int) -> list[dict]:
     return chunks
 
 
-def policy_forward(model, ids: torch.Tensor, temperature: float):
-    """Token log-probs (and MoE loads / entropy) of the targets ids[:, 1:]."""
-    from reasonrl.rl.losses import token_entropy, token_logprobs
+def policy_forward(model, ids: torch.Tensor, mask: torch.Tensor, temperature: float, path: str = "completion"):
+    """Token log-probs (B, L-1) of the targets ids[:, 1:] where `mask` is set, their entropy (no
+    gradient) and the MoE loads; see reasonrl/rl/logprobs.py for the paths."""
+    from reasonrl.rl.logprobs import sequence_logprobs
 
-    out = model.forward_train(ids)
-    logits = out.logits[:, :-1]
-    logp = token_logprobs(logits, ids[:, 1:], temperature)
-    with torch.no_grad():
-        entropy = token_entropy(logits.detach(), temperature)
-    return logp, entropy, getattr(out, "moe_load", None)
+    out = sequence_logprobs(model, ids, mask, temperature, path)
+    return out.logp, out.entropy, out.moe_load
