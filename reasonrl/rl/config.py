@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from reasonrl.config import opt
+from reasonrl.config import FieldProblem, opt
 from reasonrl.sampler.backends import SamplerKind
 
 Algorithm = Literal["grpo", "gspo", "gspo_token", "cispo", "ppo"]
@@ -40,7 +40,14 @@ class RLSection:
     temperature: float = opt(1.0, "rollout sampling temperature", gt=0)
     top_p: float = opt(1.0, "rollout nucleus sampling", gt=0, le=1)
     stop_strings: list[str] = opt(factory=lambda: ["</answer>"], help="strings that end a completion (eos always does)")
-    sampler: SamplerKind = opt("torch", "rollout engine: torch (built in) or vllm (extra: [vllm], CUDA only)")
+    sampler: SamplerKind = opt("torch", "rollout engine: torch (built in) or vllm (extra: [vllm], CUDA only; "
+                               "not yet verified on GPU hardware)")
+    recompute_logprobs: bool = opt(False, "recompute the old log-probs with the training model even when the sampler "
+                                   "is the trainer's own (always done for any other sampler, e.g. vllm)")
+    tis_cap: float | None = opt(2.0, "truncated importance sampling between sampler and trainer log-probs: each "
+                                "token's surrogate is weighted by min(pi_trainer / pi_sampler, tis_cap) when old "
+                                "log-probs are recomputed (null: no correction; the mismatch is logged either way)",
+                                gt=0)
     dynamic_sampling: bool = opt(False, "DAPO: drop groups whose rewards are all equal and sample more")
     max_sampling_rounds: int = opt(3, "cap on sampling rounds per step with dynamic sampling", ge=1)
     overlong_filter: bool = opt(False, "DAPO: truncated completions get no loss")
@@ -53,6 +60,13 @@ class RLSection:
     lam: float = opt(0.95, "PPO: GAE lambda", ge=0, le=1)
     vf_coef: float = opt(0.5, "PPO: value loss weight", ge=0)
     value_clip: float = opt(0.2, "PPO: value clipping range", ge=0)
+
+    def __post_init__(self) -> None:
+        from reasonrl.sampler import backends
+
+        problem = backends.sampler_problem(self.sampler)
+        if problem:
+            raise FieldProblem("sampler", problem)
 
     def clip_options(self) -> dict[str, float]:
         """eps_low / eps_high as set; those left null fall to the loss function's own defaults."""

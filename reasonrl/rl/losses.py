@@ -178,6 +178,12 @@ def _add_kl(tok: Tensor, logp: Tensor, ref_logp: Tensor | None, beta: float) -> 
     return (tok + beta * kl if beta != 0.0 else tok), kl
 
 
+def _reweighted(tok: Tensor, is_weights: Tensor | None) -> Tensor:
+    """The surrogate per token times the sampler-mismatch weights (rl/tis.py), detached; the KL
+    term is a regulariser on the trainer's own distribution and is not reweighted."""
+    return tok if is_weights is None else tok * is_weights.detach().to(tok.dtype)
+
+
 def policy_loss(
     logp: Tensor,
     old_logp: Tensor,
@@ -191,6 +197,7 @@ def policy_loss(
     aggregation: str = "seq_mean_token_mean",
     max_len: int | None = None,
     num_tokens: float | None = None,
+    is_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """GRPO: token-level clipped surrogate + ``beta`` * k3 KL, aggregated over tokens.
 
@@ -204,7 +211,7 @@ def policy_loss(
     adv = _per_row_or_token(advantages, logp)  # (B, 1) or (B, T)
     log_ratio = logp - old_logp.detach()  # (B, T)
     tok, low, high = clipped_surrogate(log_ratio, adv, eps_low, eps_high)  # (B, T)
-    tok, kl = _add_kl(tok, logp, ref_logp, beta)
+    tok, kl = _add_kl(_reweighted(tok, is_weights), logp, ref_logp, beta)
     loss = aggregate(tok, mask, aggregation, max_len, num_tokens)
     with torch.no_grad():
         metrics = {
@@ -255,6 +262,7 @@ def gspo_loss(
     max_len: int | None = None,
     num_tokens: float | None = None,
     token_level: bool = False,
+    is_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """GSPO (Zheng et al. 2025): the clipped surrogate on the sequence ratio
     ``s_i = exp(mean_t log(pi_theta / pi_old))``, one clip decision per sequence.
@@ -275,7 +283,7 @@ def gspo_loss(
     adv = _per_row_or_token(advantages, logp)  # (B, 1) or (B, T)
     log_s = _seq_log_ratio(logp, old_logp, mask, token_level)  # (B, 1) or (B, T)
     seq_loss, low, high = clipped_surrogate(log_s, adv, eps_low, eps_high)
-    tok, kl = _add_kl(seq_loss.expand_as(logp), logp, ref_logp, beta)  # (B, T)
+    tok, kl = _add_kl(_reweighted(seq_loss.expand_as(logp), is_weights), logp, ref_logp, beta)  # (B, T)
     loss = aggregate(tok, mask, aggregation, max_len, num_tokens)
     with torch.no_grad():
         # a (B, 1) statistic averaged over real sequences, a (B, T) one over real tokens
@@ -303,6 +311,7 @@ def cispo_loss(
     aggregation: str = "token_mean",
     max_len: int | None = None,
     num_tokens: float | None = None,
+    is_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """CISPO (MiniMax-M1): ``-sg(clip(rho_t, 1 - eps_low, 1 + eps_high)) * A * logp_t`` per token.
 
@@ -320,7 +329,7 @@ def cispo_loss(
     adv = _per_row_or_token(advantages, logp)  # (B, 1) or (B, T)
     ratio = torch.exp(logp.detach() - old_logp.detach())  # (B, T)
     weight = torch.clamp(ratio, 1 - eps_low, 1 + eps_high)  # (B, T), no gradient
-    tok, kl = _add_kl(-weight * adv * logp, logp, ref_logp, beta)  # (B, T)
+    tok, kl = _add_kl(_reweighted(-weight * adv * logp, is_weights), logp, ref_logp, beta)  # (B, T)
     loss = aggregate(tok, mask, aggregation, max_len, num_tokens)
     with torch.no_grad():
         metrics = {

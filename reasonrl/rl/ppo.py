@@ -105,7 +105,7 @@ def ppo_loss(model: ActorCritic, mb: dict, rl: RLSection):
 
     logp, entropy, load = policy_forward(model.actor, mb["ids"], mb["mask"], rl.temperature, rl.logprobs)
     actor_loss, metrics = ppo_policy_loss(logp, mb["old"], mb["adv"], mb["mask"], num_tokens=mb["num_tokens"],
-                                          **rl.clip_options())
+                                          is_weights=mb.get("tis"), **rl.clip_options())
     values = model.values(mb["ids"])[:, :-1]
     v_loss, v_metrics = value_loss(values, mb["old_v"], mb["ret"], mb["mask"], rl.value_clip)
     metrics.update(v_metrics)

@@ -10,6 +10,7 @@ only `ctx.rl` and what the context carries, never a stage's config.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -104,17 +105,37 @@ def critic_free_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats
     """GRPO / GSPO / CISPO: group-relative advantages, then mu passes of the surrogate loss."""
     batch, adv, extra = gather(ctx, step)
     t0 = time.perf_counter()
+    old, tis, mismatch = old_logprobs(ctx, batch, ctx.rl.minibatch_size or len(batch))
     ref = kl_reference_logprobs(ctx, batch, ctx.rl.minibatch_size or len(batch))
     t1 = time.perf_counter()
-    # old log-probs are the sampler's (recorded while sampling): no forward recomputes them
-    tensors = {"ids": batch.ids, "mask": loss_mask(batch, ctx.rl.overlong_filter), "old": batch.old_logp,
-               "adv": adv, "ref": ref}
+    extra.update(mismatch)
+    tensors = {"ids": batch.ids, "mask": loss_mask(batch, ctx.rl.overlong_filter), "old": old,
+               "adv": adv, "ref": ref, "tis": tis}
     stats = minibatch_updates(ctx, step, tensors, lambda model, mb: surrogate_loss(model, mb, ctx.rl))
     ctx.sampler.sync(ctx.actor)
     t2 = time.perf_counter()
     extra.update({"time/ref": t1 - t0, "time/update": t2 - t1,
                   "tokens_per_s/train": float(batch.mask.sum()) * ctx.rl.mu / max(t2 - t1, 1e-9)})
     return batch, {**stats, **extra}
+
+
+def recomputes_old_logprobs(ctx: RLContext) -> bool:
+    """The trainer's own sampler records exactly the log-probs the loss recomputes, so they are
+    reused as they are; any other engine's are recomputed (they disagree numerically)."""
+    return ctx.rl.recompute_logprobs or not getattr(ctx.sampler, "trainer_logprobs", False)
+
+
+def old_logprobs(ctx: RLContext, batch: RolloutBatch, chunk_rows: int
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, StepStats]:
+    """(old log-probs for the ratio, TIS weights or None, mismatch metrics). Recomputed ones come
+    from the policy before any update; the sampler's then only enter through the TIS weights."""
+    from reasonrl.rl.tis import tis_weights
+
+    if not recomputes_old_logprobs(ctx):
+        return batch.old_logp, None, {}
+    trainer = reference_logprobs(ctx.actor, batch.ids, batch.mask, ctx.rl.temperature, chunk_rows, ctx.rl.logprobs)
+    weights, metrics = tis_weights(trainer, batch.old_logp, batch.mask, ctx.rl.tis_cap)
+    return trainer, weights, metrics
 
 
 def kl_reference_logprobs(ctx: RLContext, batch: RolloutBatch, chunk_rows: int) -> torch.Tensor | None:
@@ -131,7 +152,8 @@ def surrogate_loss(model, mb: dict, rl: RLSection) -> tuple[torch.Tensor, dict[s
     logp, entropy, load = policy_forward(model, mb["ids"], mb["mask"], rl.temperature, rl.logprobs)
     loss, metrics = POLICY_LOSSES[rl.algorithm](
         logp, mb["old"], mb["adv"], mb["mask"], **loss_options(rl),
-        ref_logp=mb["ref"], num_tokens=mb["num_tokens"] if rl.aggregation == "token_mean" else None)
+        ref_logp=mb["ref"], num_tokens=mb["num_tokens"] if rl.aggregation == "token_mean" else None,
+        is_weights=mb.get("tis"))
     tokens = mb["mask"].sum().clamp(min=1)
     metrics["entropy"] = (entropy * mb["mask"]).sum() / tokens
     return loss, metrics, load
@@ -151,14 +173,17 @@ def ppo_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats]:
     chunk = ctx.rl.minibatch_size or len(batch)
     with torch.no_grad():
         values = torch.cat([ctx.policy.values(c)[:, :-1] for c in batch.ids.split(chunk)])
+    old, tis, mismatch = old_logprobs(ctx, batch, chunk)
     ref = kl_reference_logprobs(ctx, batch, chunk)
     t1 = time.perf_counter()
-    adv, returns = ppo_advantages(ctx.rl, batch, values, ref)
-    tensors = {"ids": batch.ids, "mask": batch.mask, "old": batch.old_logp, "adv": adv, "ret": returns, "old_v": values}
+    # the KL-in-reward and the ratio both use the trainer's old log-probs when they were recomputed
+    adv, returns = ppo_advantages(ctx.rl, dataclasses.replace(batch, old_logp=old), values, ref)
+    tensors = {"ids": batch.ids, "mask": batch.mask, "old": old, "adv": adv, "ret": returns, "old_v": values,
+               "tis": tis}
     stats = minibatch_updates(ctx, step, tensors, lambda model, mb: ppo_loss(model, mb, ctx.rl))
     ctx.sampler.sync(ctx.actor)
     t2 = time.perf_counter()
-    return batch, {**stats, "time/ref": t1 - t0, "time/update": t2 - t1,
+    return batch, {**stats, **mismatch, "time/ref": t1 - t0, "time/update": t2 - t1,
                    "tokens_per_s/train": float(batch.mask.sum()) * ctx.rl.mu / max(t2 - t1, 1e-9)}
 
 

@@ -284,6 +284,7 @@ def step_metrics(batch, stats: dict[str, float], prefill: str = "", step_check=N
                 "time/ref", "time/update", "tokens_per_s/train"):
         if key in stats:
             metrics[key] = stats[key]
+    metrics.update({k: v for k, v in stats.items() if k.startswith("mismatch/")})  # sampler vs trainer
     return metrics
 
 

@@ -1,7 +1,7 @@
 """Which forwards one RL step runs: none of the reference at beta = 0 (the step is bitwise the same
 as without a reference), one without autograd per reference chunk at beta > 0, and none to
-recompute old log-probs (they are the sampler's), for every mu; the completion and full log-prob
-paths give the same step metrics."""
+recompute old log-probs when the sampler is the trainer's own (they are reused), for every mu;
+the completion and full log-prob paths give the same step metrics."""
 
 from types import SimpleNamespace
 
@@ -62,9 +62,10 @@ def context(monkeypatch, algorithm="grpo", beta=0.0, reference=True, mu=1, minib
     rl = RLSection(algorithm=algorithm, beta=beta, mu=mu, minibatch_size=minibatch, prompts_per_step=2,
                    group_size=2, max_new_tokens=8, temperature=0.7, logprobs=logprobs)
     trainer = Trainer(policy, OptimConfig(total_steps=8))
+    # the trainer's own sampler: its log-probs are reused (a foreign engine's are recomputed, test_tis.py)
+    sampler = SimpleNamespace(sync=lambda actor: None, trainer_logprobs=True)
     ctx = RLContext(rl=rl, seed=0, grad_accum=grad_accum, policy=policy, actor=actor, reference=ref, tokenizer=None,
-                    trainer=trainer, sampler=SimpleNamespace(sync=lambda actor: None), scorer=None, reward_spec={},
-                    train_examples=[], prompt=None)
+                    trainer=trainer, sampler=sampler, scorer=None, reward_spec={}, train_examples=[], prompt=None)
     from reasonrl.rl.advantages import group_advantages
 
     adv, _ = group_advantages(batch.rewards, 2, rl.advantage)
