@@ -78,7 +78,7 @@ def to_completion_layout(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Ten
     """(N, L-1) prompt-offset rows -> left-aligned completion rows (N, Tc) and the gather index."""
     starts = mask.argmax(dim=1)  # (N,) first completion target
     width = int(mask.sum(dim=1).max().item())
-    index = (starts[:, None] + torch.arange(width)).clamp(max=mask.shape[1] - 1)  # (N, Tc)
+    index = (starts[:, None] + torch.arange(width, device=mask.device)).clamp(max=mask.shape[1] - 1)  # (N, Tc)
     return x.gather(1, index), index
 
 

@@ -10,6 +10,7 @@ only `ctx.rl` and what the context carries, never a stage's config.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -51,6 +52,13 @@ class RLContext:
     reward_spec: dict
     train_examples: list[dict]
     prompt: PromptSpec
+    compute: Any = None  # a ComputeSection (device, bf16 autocast); None: fp32 where the policy lives
+
+    def autocast(self):
+        return contextlib.nullcontext() if self.compute is None else self.compute.autocast()
+
+    def device(self) -> torch.device:
+        return next(self.actor.parameters()).device
 
 
 def sampling_options(rl: RLSection) -> dict:
@@ -67,9 +75,19 @@ def prompt_batch(ctx: RLContext, step: int, round_: int) -> list[dict]:
 
 
 def sample_round(ctx: RLContext, step: int, round_: int) -> RolloutBatch:
-    return collect(ctx.sampler, ctx.scorer, ctx.tokenizer, prompt_batch(ctx, step, round_), group_size=ctx.rl.group_size,
-                   prompt=ctx.prompt, sampling=sampling_options(ctx.rl),
-                   seed=seed_for(ctx.seed, step, f"sample{round_ + 1}"), reward_spec=ctx.reward_spec)
+    with ctx.autocast():
+        batch = collect(ctx.sampler, ctx.scorer, ctx.tokenizer, prompt_batch(ctx, step, round_),
+                        group_size=ctx.rl.group_size, prompt=ctx.prompt, sampling=sampling_options(ctx.rl),
+                        seed=seed_for(ctx.seed, step, f"sample{round_ + 1}"), reward_spec=ctx.reward_spec)
+    return to_device(batch, ctx.device())
+
+
+def to_device(batch: RolloutBatch, device: torch.device) -> RolloutBatch:
+    """The batch's tensors where the policy lives (rollouts are padded on the CPU); a no-op there."""
+    if batch.ids.device == device:
+        return batch
+    return dataclasses.replace(batch, ids=batch.ids.to(device), mask=batch.mask.to(device),
+                               old_logp=batch.old_logp.to(device), rewards=batch.rewards.to(device))
 
 
 def gather(ctx: RLContext, step: int) -> tuple[RolloutBatch, torch.Tensor, StepStats]:
@@ -105,13 +123,14 @@ def critic_free_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats
     """GRPO / GSPO / CISPO: group-relative advantages, then mu passes of the surrogate loss."""
     batch, adv, extra = gather(ctx, step)
     t0 = time.perf_counter()
-    old, tis, mismatch = old_logprobs(ctx, batch, ctx.rl.minibatch_size or len(batch))
-    ref = kl_reference_logprobs(ctx, batch, ctx.rl.minibatch_size or len(batch))
+    with ctx.autocast():
+        old, tis, mismatch = old_logprobs(ctx, batch, ctx.rl.minibatch_size or len(batch))
+        ref = kl_reference_logprobs(ctx, batch, ctx.rl.minibatch_size or len(batch))
     t1 = time.perf_counter()
     extra.update(mismatch)
     tensors = {"ids": batch.ids, "mask": loss_mask(batch, ctx.rl.overlong_filter), "old": old,
                "adv": adv, "ref": ref, "tis": tis}
-    stats = minibatch_updates(ctx, step, tensors, lambda model, mb: surrogate_loss(model, mb, ctx.rl))
+    stats = minibatch_updates(ctx, step, tensors, lambda model, mb: autocast_loss(ctx, surrogate_loss, model, mb))
     ctx.sampler.sync(ctx.actor)
     t2 = time.perf_counter()
     extra.update({"time/ref": t1 - t0, "time/update": t2 - t1,
@@ -146,6 +165,13 @@ def kl_reference_logprobs(ctx: RLContext, batch: RolloutBatch, chunk_rows: int) 
     return reference_logprobs(ctx.reference, batch.ids, batch.mask, ctx.rl.temperature, chunk_rows, ctx.rl.logprobs)
 
 
+def autocast_loss(ctx: RLContext, loss_fn: Callable, model, mb: dict):
+    """The forward and loss under the context's autocast; the trainer's backward runs outside it,
+    as torch.autocast recommends."""
+    with ctx.autocast():
+        return loss_fn(model, mb, ctx.rl)
+
+
 def surrogate_loss(model, mb: dict, rl: RLSection) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]:
     from reasonrl.rl.losses import POLICY_LOSSES
 
@@ -171,16 +197,16 @@ def ppo_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats]:
     batch = sample_round(ctx, step, 0)
     t0 = time.perf_counter()
     chunk = ctx.rl.minibatch_size or len(batch)
-    with torch.no_grad():
-        values = torch.cat([ctx.policy.values(c)[:, :-1] for c in batch.ids.split(chunk)])
-    old, tis, mismatch = old_logprobs(ctx, batch, chunk)
-    ref = kl_reference_logprobs(ctx, batch, chunk)
+    with torch.no_grad(), ctx.autocast():
+        values = torch.cat([ctx.policy.values(c)[:, :-1] for c in batch.ids.split(chunk)]).float()
+        old, tis, mismatch = old_logprobs(ctx, batch, chunk)
+        ref = kl_reference_logprobs(ctx, batch, chunk)
     t1 = time.perf_counter()
     # the KL-in-reward and the ratio both use the trainer's old log-probs when they were recomputed
     adv, returns = ppo_advantages(ctx.rl, dataclasses.replace(batch, old_logp=old), values, ref)
     tensors = {"ids": batch.ids, "mask": batch.mask, "old": old, "adv": adv, "ret": returns, "old_v": values,
                "tis": tis}
-    stats = minibatch_updates(ctx, step, tensors, lambda model, mb: ppo_loss(model, mb, ctx.rl))
+    stats = minibatch_updates(ctx, step, tensors, lambda model, mb: autocast_loss(ctx, ppo_loss, model, mb))
     ctx.sampler.sync(ctx.actor)
     t2 = time.perf_counter()
     return batch, {**stats, **mismatch, "time/ref": t1 - t0, "time/update": t2 - t1,

@@ -19,7 +19,7 @@ def loss_mask(batch: RolloutBatch, overlong_filter: bool) -> torch.Tensor:
     """Completion-token mask; DAPO overlong filtering masks truncated samples out entirely."""
     if not overlong_filter:
         return batch.mask
-    keep = torch.tensor([not t for t in batch.truncated], dtype=batch.mask.dtype)
+    keep = torch.tensor([not t for t in batch.truncated], dtype=batch.mask.dtype, device=batch.mask.device)
     return batch.mask * keep[:, None]
 
 

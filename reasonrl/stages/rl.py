@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasonrl.compute import ComputeSection
 from reasonrl.config import opt, section
 from reasonrl.rl.config import RLSection
 from reasonrl.stages.common import CheckpointSection, ModelSpec, RunSection, StageResult
@@ -43,6 +44,7 @@ class RLEval:
 @dataclass
 class RLConfig:
     run: RunSection = section(RunSection, "run directory, seed, threads")
+    compute: ComputeSection = section(ComputeSection, "device and precision")
     model: ModelSpec = section(ModelSpec, "policy to train")
     data: RLData = section(RLData, "prompts")
     rewards: dict[str, Any] = opt(factory=lambda: {"accuracy": 1.0, "format": 0.5},
@@ -182,7 +184,8 @@ def build_context(cfg: RLConfig, run, ckpt: Path | None, train: list[dict]):
     from reasonrl.train.loop import Trainer
 
     bundle = load_policy_and_tokenizer(cfg, ckpt)
-    policy, tokenizer = bundle.policy.train(), bundle.tokenizer
+    # moved before the optimizer exists, so its state lives beside the (fp32) weights
+    policy, tokenizer = bundle.policy.to(cfg.compute.torch_device()).train(), bundle.tokenizer
     reference = _frozen_copy(policy) if cfg.rl.beta > 0 else None
     actor = policy
     if cfg.rl.algorithm == "ppo":
@@ -194,7 +197,7 @@ def build_context(cfg: RLConfig, run, ckpt: Path | None, train: list[dict]):
     return RLContext(rl=cfg.rl, seed=cfg.run.seed, grad_accum=cfg.optim.grad_accum, policy=policy, actor=actor,
                      reference=reference, tokenizer=tokenizer, trainer=Trainer(policy, optim, run),
                      sampler=make_sampler(cfg.rl.sampler, actor, tokenizer), scorer=None, reward_spec=cfg.rewards,
-                     train_examples=train, prompt=prompt_spec(cfg, bundle))
+                     train_examples=train, prompt=prompt_spec(cfg, bundle), compute=cfg.compute)
 
 
 def load_policy_and_tokenizer(cfg: RLConfig, ckpt: Path | None):
