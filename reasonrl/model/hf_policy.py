@@ -132,6 +132,9 @@ class HFPolicy(nn.Module):
         return KVCache(kv, cos, sin)
 
     def save_pretrained(self, path, **kwargs) -> None:
+        if "peft" in self.__dict__:  # LoRA (model/lora.py): what trains is the adapters, so only they are saved
+            self.__dict__["peft"].save_pretrained(str(path), **kwargs)
+            return
         self.hf.save_pretrained(path, **kwargs)
 
     # ---- fast path --------------------------------------------------------------------------
@@ -144,6 +147,8 @@ class HFPolicy(nn.Module):
 
     def _fast_ok(self, max_len: int) -> bool:
         if getattr(self.config, "model_type", None) not in FAST_MODEL_TYPES:
+            return False
+        if "peft" in self.__dict__:  # fused projections would read the base weights without the adapters
             return False
         if getattr(self.hf.model, "rotary_emb", None) is None:
             return False

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonrl.compute import ComputeSection
-from reasonrl.config import opt, section
+from reasonrl.config import FieldProblem, opt, section
 from reasonrl.rl.config import RLSection
 from reasonrl.stages.common import CheckpointSection, ModelSpec, RunSection, StageResult
 from reasonrl.tasks.base import IN_LOOP_EVAL_SEED
@@ -36,6 +36,28 @@ class RLData:
 
 
 @dataclass
+class RLModelSpec(ModelSpec):
+    lora: dict[str, Any] = opt(factory=dict, help="LoRA adapters on a transformers policy, e.g. {r: 8, alpha: 16, "
+                               "dropout: 0.0, target_modules: all-linear} (extra: reasonrl[lora]; empty: full "
+                               "fine-tuning): only the adapters train and are checkpointed; model/ is the merged model")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.lora:
+            return
+        import importlib.util
+
+        from reasonrl.model.lora import lora_spec
+
+        try:
+            lora_spec(self.lora)
+        except (TypeError, ValueError) as exc:
+            raise FieldProblem("lora", str(exc)) from exc
+        if importlib.util.find_spec("peft") is None:
+            raise FieldProblem("lora", "LoRA needs peft: pip install 'reasonrl[lora]'")
+
+
+@dataclass
 class RLEval:
     every: int = opt(0, "held-out greedy accuracy every N steps (0: only at the end)", ge=0)
     n_examples: int = opt(200, "held-out dev examples (a fixed set, the same for every run seed)", ge=1)
@@ -45,7 +67,7 @@ class RLEval:
 class RLConfig:
     run: RunSection = section(RunSection, "run directory, seed, threads")
     compute: ComputeSection = section(ComputeSection, "device and precision")
-    model: ModelSpec = section(ModelSpec, "policy to train")
+    model: RLModelSpec = section(RLModelSpec, "policy to train")
     data: RLData = section(RLData, "prompts")
     rewards: dict[str, Any] = opt(factory=lambda: {"accuracy": 1.0, "format": 0.5},
                                   help="verifier -> weight (or {weight: w, ...options}); accuracy = the task's checker")
@@ -64,6 +86,8 @@ def main(cfg: RLConfig) -> StageResult:
         raise ValueError("rl needs model.path: a reasonrl checkpoint or a local transformers model directory")
     if cfg.model.overrides:
         raise ValueError("model.overrides apply to freshly created models only; rl loads model.path as it is")
+    if cfg.model.lora and (cfg.rl.algorithm == "ppo" or cfg.rl.sampler != "torch"):
+        raise ValueError("model.lora is supported with the critic-free algorithms and rl.sampler=torch only (for now)")
     schedule = Schedule(eval_every=cfg.eval.every, eval_at_end=True, checkpoint_every=cfg.checkpoint.every)
     return run_stage("rl", cfg, RLProgram, schedule)
 
@@ -131,9 +155,12 @@ class RLProgram:
         return int(state["step"])
 
     def export(self, directory: Path) -> None:
+        from reasonrl.model.lora import has_lora, merged_model
         from reasonrl.train.checkpoint import export_model
 
-        export_model(directory, self.ctx.policy, self.ctx.tokenizer, self._annotate)
+        # LoRA: checkpoints hold the adapters only; the final model is merged so plain transformers loads it
+        model = merged_model(self.ctx.policy) if has_lora(self.ctx.policy) else self.ctx.policy
+        export_model(directory, model, self.ctx.tokenizer, self._annotate)
 
     def _annotate(self, directory: Path) -> None:
         from reasonrl.tasks.prompts import write_model_card
@@ -201,12 +228,21 @@ def build_context(cfg: RLConfig, run, ckpt: Path | None, train: list[dict]):
 
 
 def load_policy_and_tokenizer(cfg: RLConfig, ckpt: Path | None):
-    """The policy bundle (policy, tokenizer, card); a checkpoint, when resuming, replaces model.path."""
+    """The policy bundle (policy, tokenizer, card); a checkpoint, when resuming, replaces model.path
+    (with LoRA it holds only the adapters: the base is loaded from model.path, then they are)."""
     from reasonrl.model import load_policy_bundle
 
+    if not cfg.model.lora:
+        if ckpt is not None:
+            return load_policy_bundle(str(ckpt))
+        return load_policy_bundle(cfg.model.path, gguf_file=cfg.model.gguf_file)
+    from reasonrl.model.lora import add_lora, load_adapter, lora_spec
+
+    bundle = load_policy_bundle(cfg.model.path, gguf_file=cfg.model.gguf_file)
+    add_lora(bundle.policy, lora_spec(cfg.model.lora))
     if ckpt is not None:
-        return load_policy_bundle(str(ckpt))
-    return load_policy_bundle(cfg.model.path, gguf_file=cfg.model.gguf_file)
+        load_adapter(bundle.policy, ckpt)
+    return bundle
 
 
 def prompt_spec(cfg: RLConfig, bundle):
