@@ -278,17 +278,21 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+# short headers, so that the table fits an 80-column terminal (or log file) with every stage
+COLUMN_NAMES = {"mean_length": "len", "reflection_rate": "reflect", "lang_mix_rate": "mix", "eval/accuracy": "dev"}
+
+
 def summary_table(summary: dict[str, Any], root: Path,
-                  keys=("pass@1", "greedy", "mean_length", "reflection_rate", "lang_mix_rate", "eval/accuracy", "loss")):
-    """One row per stage (and per evaluated model); the outputs' paths are in summary.json, which
-    keeps the table narrow enough for a terminal."""
+                  keys=("pass@1", "greedy", "mean_length", "reflection_rate", "lang_mix_rate", "eval/accuracy")):
+    """One row per stage (and per evaluated model): test-split numbers of the evaluated models, the
+    dev accuracy each training stage measured at its end. Paths and the rest are in summary.json."""
     from rich.table import Table
 
     table = Table(title=f"pipeline {summary['pipeline']} ({root})")
     shown = [k for k in keys if any(k in s for s in summary["stages"].values())]
-    for column in ("stage", *shown):
-        table.add_column(column.replace("_rate", "").replace("_", " ").replace("eval/accuracy", "dev acc"),
-                         justify="left" if column == "stage" else "right", no_wrap=True)
+    table.add_column("stage", no_wrap=True)
+    for column in shown:
+        table.add_column(COLUMN_NAMES.get(column, column), justify="right", no_wrap=True)
     for name, s in summary["stages"].items():
         table.add_row(name, *[_cell(s.get(k)) for k in shown])
     return table
@@ -296,7 +300,7 @@ def summary_table(summary: dict[str, Any], root: Path,
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
+        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
     return "" if value is None else str(value)
 
 
