@@ -1,7 +1,8 @@
 """Markdown tables of the demo over RL seeds: `python scripts/demo_seeds_table.py [RUNS]` reads
 <RUNS>/r1-tiny/ (seed 0) and <RUNS>/r1-tiny-seed<S>/ (scripts/demo_seeds.sh) and prints, per
 model, pass@1 / cons@8 / greedy on the test split for each seed with their mean and spread, and
-each model's paired difference against the base (95% paired bootstrap CI) for each seed."""
+each model's paired difference against the base (95% paired bootstrap CI) for each seed, and the
+distilled student against the RL student."""
 
 from __future__ import annotations
 
@@ -53,6 +54,34 @@ def diff_table(results: dict[int, dict], key: str) -> list[str]:
     return lines
 
 
+def per_problem_pass1(samples: Path, model: str) -> dict[str, float]:
+    """problem id -> mean verdict of `model`'s sampled completions (its pass@1 on that problem)."""
+    scores: dict[str, list[float]] = {}
+    with samples.open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if row["model"] == model:
+                scores.setdefault(row["problem_id"], []).append(float(row["verdict"]))
+    return {pid: sum(v) / len(v) for pid, v in scores.items()}
+
+
+def pair_table(found: dict[int, Path], first: str, second: str) -> list[str]:
+    """`second` minus `first`, pass@1 with a paired bootstrap CI over the same problems, per seed."""
+    from reasonrl.eval.metrics import paired_bootstrap_ci
+
+    lines = [f"| pass@1, {second} minus {first} | " + " | ".join(f"seed {s}" for s in found) + " |",
+             "|---|" + "---|" * len(found)]
+    cells = []
+    for path in found.values():
+        samples = path / "stages" / "eval" / "samples.jsonl"
+        a, b = per_problem_pass1(samples, first), per_problem_pass1(samples, second)
+        ids = sorted(a)
+        low, high = paired_bootstrap_ci([a[i] for i in ids], [b[i] for i in ids])
+        value = sum(b[i] - a[i] for i in ids) / len(ids)
+        cells.append(f"{100 * value:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]")
+    return lines + ["| | " + " | ".join(cells) + " |"]
+
+
 def main(argv: list[str]) -> int:
     runs = Path(argv[1] if len(argv) > 1 else "runs")
     found = seed_runs(runs)
@@ -65,6 +94,7 @@ def main(argv: list[str]) -> int:
         print("\n".join(metric_table(results, key)))
     for key in ("pass@1", "greedy"):
         print("\n" + "\n".join(diff_table(results, key)))
+    print("\n" + "\n".join(pair_table(found, "student_rl", "student_distilled")))
     return 0
 
 
