@@ -100,7 +100,8 @@ def _run_verbose(*args):
 
 def test_a_finished_run_says_nothing_ran(pipeline):
     out = _run_verbose("run", str(RECIPE), f"run.dir={pipeline.parent}")
-    assert out.returncode == 0 and "already complete; nothing ran" in " ".join(out.stdout.split()), out.stdout[-2000:]
+    text = " ".join((out.stdout + out.stderr).split())  # progress and messages go to stderr
+    assert out.returncode == 0 and "already complete; nothing ran" in text, text[-2000:]
 
 
 @pytest.mark.slow
@@ -129,7 +130,7 @@ def test_killed_mid_stage_resumes_without_redoing_finished_stages(tmp_path):
     for stage in ("base", "r1_zero", "cold_start"):  # finished before the kill: not trained again
         path = tmp_path / "mini" / "stages" / stage / "model" / "model.safetensors"
         assert after[path] == before[path], stage
-    text = " ".join(out.stdout.split())
+    text = " ".join((out.stdout + out.stderr).split())
     assert "resum" in text.lower(), text[-2000:]
     steps = [json.loads(line)["step"] for line in (r1 / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 41))  # each step once: resumed, not restarted or repeated
