@@ -19,6 +19,14 @@ def pipeline(tmp_path_factory):
     return root / "mini"
 
 
+def _run_verbose(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "reasonrl", *args], capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent, timeout=600)
+
+
 def _mtimes(root):
     return {p: p.stat().st_mtime_ns for p in sorted(root.glob("stages/*/model/model.safetensors"))}
 
@@ -40,10 +48,12 @@ def test_every_stage_runs_and_the_lineage_names_its_inputs(pipeline):
 
 
 def test_a_finished_run_rerun_does_nothing_and_says_so(pipeline):
+    """(The fixture ran with --quiet, this re-run without it: how a run is shown is no change.)"""
     before = _mtimes(pipeline)
-    out = run_cli("run", str(RECIPE), f"run.dir={pipeline.parent}")
+    out = _run_verbose("run", str(RECIPE), f"run.dir={pipeline.parent}")
     assert _mtimes(pipeline) == before
-    assert out.returncode == 0
+    text = " ".join((out.stdout + out.stderr).split())  # progress and messages go to stderr
+    assert out.returncode == 0 and "already complete; nothing ran" in text, text[-2000:]
 
 
 def _bad(tmp_path, mutate):
@@ -88,20 +98,6 @@ def test_a_changed_stage_reruns_with_everything_downstream(pipeline):
         assert not (pipeline / "stages" / f"{name}.superseded-1").exists(), name
     rows = [json.loads(line) for line in (pipeline / "stages" / "r1" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
-
-
-def _run_verbose(*args):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "reasonrl", *args], capture_output=True, text=True,
-                          cwd=Path(__file__).parent.parent, timeout=600)
-
-
-def test_a_finished_run_says_nothing_ran(pipeline):
-    out = _run_verbose("run", str(RECIPE), f"run.dir={pipeline.parent}")
-    text = " ".join((out.stdout + out.stderr).split())  # progress and messages go to stderr
-    assert out.returncode == 0 and "already complete; nothing ran" in text, text[-2000:]
 
 
 @pytest.mark.slow
