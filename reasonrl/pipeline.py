@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasonrl.config import ConfigError, dump_yaml, read_yaml, set_dotted
+from reasonrl.config import ConfigError, read_yaml, set_dotted
 from reasonrl.stages import STAGE_KINDS
 
 SHORTHANDS = {"init": "model.path", "data": "data.path", "teacher": "teacher.path", "student": "student.path"}
@@ -158,11 +158,10 @@ def _build_config(stage: PlannedStage, where: str) -> Any:
 
 def _fingerprint(stage: PlannedStage, stages: list[PlannedStage]) -> str:
     """Hash of the stage's resolved config and of the fingerprints of the stages it reads from."""
-    import yaml
-
+    from reasonrl.config import to_dict
     from reasonrl.stages.runner import IGNORED_CHANGES
 
-    config = yaml.safe_load(dump_yaml(stage.cfg))
+    config = to_dict(stage.cfg)
     for dotted in IGNORED_CHANGES:  # how a run is shown or where it lives is no change to what it computes
         section, _, key = dotted.partition(".")
         (config.get(section) or {}).pop(key, None)

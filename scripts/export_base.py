@@ -18,8 +18,11 @@ def main(recipe: str, stage: str, out: str) -> None:
     from reasonrl.tasks.prompts import write_model_card
     from reasonrl.train.checkpoint import export_model
 
-    planned = next(s for s in load_recipe(recipe).stages if s.name == stage)
-    cfg = planned.cfg
+    stages = {s.name: s for s in load_recipe(recipe).stages}
+    if stage not in stages or stages[stage].kind != "rl":
+        rl_stages = [name for name, s in stages.items() if s.kind == "rl"]
+        sys.exit(f"export_base: {recipe} has no rl stage {stage!r} (its rl stages: {', '.join(rl_stages) or 'none'})")
+    cfg = stages[stage].cfg
     bundle = load_policy_bundle(cfg.model.path, cfg.model.gguf_file)
     policy, tokenizer = bundle.policy, bundle.tokenizer
     export_model(out, policy, tokenizer, lambda directory: write_model_card(

@@ -189,10 +189,17 @@ def countdown_match(completion: str, example: dict, extract: str | None = None) 
 def per_example(completion: str, example: dict, extract: str | None = None) -> float | None:
     """The in-process checker named by the example's meta["verifier"] (a task mixture's members
     each set their own). None (unscorable) when it names none, or one that needs the worker pool."""
-    from reasonrl.rewards.base import BUILTINS, get_verifier
+    from reasonrl.rewards.base import BUILTINS
 
     name = (example.get("meta") or {}).get("verifier")
     if name == "per_example" or not BUILTINS.get(name, ("", False))[1]:
         return None
-    check = get_verifier(name, **({"extract": extract} if extract else {}))
-    return check(completion, example)
+    return _member_checker(name, extract)(completion, example)
+
+
+@functools.lru_cache(maxsize=64)
+def _member_checker(name: str, extract: str | None):
+    # built once per (checker, extract): get_verifier inspects signatures, and this runs per completion
+    from reasonrl.rewards.base import get_verifier
+
+    return get_verifier(name, **({"extract": extract} if extract else {}))

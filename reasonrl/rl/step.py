@@ -18,6 +18,7 @@ from typing import Any, Callable, Protocol
 
 import torch
 
+from reasonrl.compute import ComputeSection
 from reasonrl.rl.config import RLSection
 from reasonrl.rl.rollout import RolloutBatch, Scorer, collect, concat, select_rows
 from reasonrl.tasks.prompts import PromptSpec
@@ -52,7 +53,7 @@ class RLContext:
     reward_spec: dict
     train_examples: list[dict]
     prompt: PromptSpec
-    compute: Any = None  # a ComputeSection (device, bf16 autocast); None: fp32 where the policy lives
+    compute: ComputeSection | None = None  # device and bf16 autocast; None: fp32 where the policy lives
 
     def autocast(self):
         return contextlib.nullcontext() if self.compute is None else self.compute.autocast()
