@@ -121,6 +121,24 @@ class HFPolicy(nn.Module):
         kwargs = {} if positions is None else {"position_ids": positions}
         return self.hf.base_model(input_ids=input_ids, use_cache=False, **kwargs).last_hidden_state
 
+    def prefix_hidden(self, prompts: torch.Tensor, key_mask: torch.Tensor):
+        """Shared-prompt training forward, part 1 (see Transformer.prefix_hidden): the decoder over
+        the distinct prompts (U, P), keeping its key/value cache with autograd history."""
+        positions = _arange_rows(prompts)
+        out = self.hf.base_model(input_ids=prompts, attention_mask=key_mask.long(), position_ids=positions,
+                                 use_cache=True)
+        return out.last_hidden_state, (out.past_key_values, key_mask), []
+
+    def suffix_hidden(self, ids: torch.Tensor, positions: torch.Tensor, state, of_row: torch.Tensor):
+        """Part 2: every row's tokens attend to its prompt's keys/values, gathered per row (the
+        gather's backward sums the rows' gradients into the one prompt pass)."""
+        cache, key_mask = state
+        cache.batch_select_indices(of_row)  # (U, ...) -> (N, ...) per layer
+        mask = torch.cat([key_mask.index_select(0, of_row), key_mask.new_ones(ids.shape)], dim=1)  # (N, P + T)
+        out = self.hf.base_model(input_ids=ids, attention_mask=mask.long(), position_ids=positions,
+                                 past_key_values=cache, use_cache=True)
+        return out.last_hidden_state, []
+
     def make_cache(self, batch_size: int, max_len: int):
         p = next(self.hf.parameters())
         if not self._fast_ok(max_len):

@@ -22,6 +22,8 @@ class LatentCache:
     0..p of that row (see docs/design.md). `mtp` holds one single-layer cache per MTP module.
     """
 
+    decodes = True  # short cached forwards (decode steps) attend in latent space
+
     def __init__(self, n_layers: int, batch_size: int, max_len: int, d_c: int, d_r: int,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None):
         self.kv = torch.zeros(n_layers, batch_size, max_len, d_c, dtype=dtype, device=device)
@@ -51,6 +53,14 @@ class LatentCache:
         idx = positions[..., None]
         self.kv[layer].scatter_(1, idx.expand_as(c_kv), c_kv.to(self.kv.dtype))
         self.pe[layer].scatter_(1, idx.expand_as(k_pe), k_pe.to(self.pe.dtype))
+
+    def attend(self, layer: int, positions: torch.Tensor, c_kv: torch.Tensor, k_pe: torch.Tensor):
+        """Write the new tokens' latents, then -> (c_kv (B, S, d_c), k_pe (B, S, d_r), mask (B, T, S))
+        of every slot up to the furthest position, the mask letting a token see slots 0..p."""
+        self.write(layer, positions, c_kv, k_pe)
+        S = int(positions.max()) + 1  # no query looks past the furthest position
+        mask = torch.arange(S, device=c_kv.device) <= positions[..., None]  # (B, T, S)
+        return self.kv[layer, :, :S], self.pe[layer, :, :S], mask
 
     def bytes_per_token_per_layer(self) -> int:
         per = self.kv.shape[-1] * self.kv.element_size() + self.pe.shape[-1] * self.pe.element_size()
@@ -109,12 +119,9 @@ class MLA(nn.Module):
         c_kv, k_pe = self._latent(kv_a, cos, sin)
         mask = None
         if cache is not None:
-            cache.write(layer, positions, c_kv, k_pe)
-            S = int(positions.max()) + 1  # no query looks past the furthest position
-            c_kv, k_pe = cache.kv[layer, :, :S], cache.pe[layer, :, :S]
-            mask = torch.arange(S, device=x.device) <= positions[..., None]  # (B, T, S)
+            c_kv, k_pe, mask = cache.attend(layer, positions, c_kv, k_pe)
         if absorb is None:
-            absorb = cache is not None and x.shape[1] <= ABSORB_MAX_TOKENS
+            absorb = cache is not None and cache.decodes and x.shape[1] <= ABSORB_MAX_TOKENS
         out = self._absorbed(q_nope, q_pe, c_kv, k_pe, mask) if absorb else self._naive(q_nope, q_pe, c_kv, k_pe, mask)
         return self.o_proj(out)
 

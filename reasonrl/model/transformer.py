@@ -153,6 +153,24 @@ class Transformer(nn.Module):
             aux = normed.new_zeros(())
         return TrainOutput(out, mtp_logits, moe_load, aux, hidden=None if logits else normed)
 
+    def prefix_hidden(self, prompts: torch.Tensor, key_mask: torch.Tensor):
+        """Shared-prompt training forward, part 1: prompts (U, P), right-padded (key_mask (U, P)
+        marks the real tokens) -> (normed hidden (U, P, d), state for `suffix_hidden`, MoE loads)."""
+        from .prefix import PrefixRecorder
+
+        recorder = PrefixRecorder()
+        h, loads, _ = self._trunk(prompts, cache=recorder)
+        return self.norm(h), (recorder, key_mask), loads
+
+    def suffix_hidden(self, ids: torch.Tensor, positions: torch.Tensor, state, of_row: torch.Tensor):
+        """Part 2: row r's tokens ids (N, T) at `positions` (N, T), attending to prompt of_row[r] of
+        `state` -> (normed hidden (N, T, d), MoE loads). Equals the full forward within rounding."""
+        from .prefix import SharedPrefix
+
+        recorder, key_mask = state
+        h, loads, _ = self._trunk(ids, positions, SharedPrefix(recorder, of_row, key_mask.index_select(0, of_row)))
+        return self.norm(h), loads
+
     def output_head(self) -> nn.Linear:
         """The projection with forward_train(ids).logits == output_head()(forward_train(ids, logits=False).hidden)."""
         return self.lm_head

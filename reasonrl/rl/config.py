@@ -56,6 +56,9 @@ class RLSection:
     logprobs: LogprobPath = opt("completion", "how training scores completions: completion (the head only at completion "
                                 "positions, in chunks; native models skip MTP) or full (logits at every position: "
                                 "the reference path, equal within fp32 rounding)")
+    share_prompt: bool = opt(False, "compute each group's prompt once in training's forwards (policy, old and "
+                             "reference log-probs; its G completions attend to its keys/values): the same log-probs "
+                             "and gradients within fp32 rounding, fewer FLOPs the longer the prompt (completion path)")
     gamma: float = opt(1.0, "PPO: discount", ge=0, le=1)
     lam: float = opt(0.95, "PPO: GAE lambda", ge=0, le=1)
     vf_coef: float = opt(0.5, "PPO: value loss weight", ge=0)

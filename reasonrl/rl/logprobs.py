@@ -35,8 +35,9 @@ class LogprobOutput:
 
 
 def sequence_logprobs(model, ids: Tensor, mask: Tensor, temperature: float, path: str = "completion",
-                      entropy: bool = True) -> LogprobOutput:
-    """Log-probs of the targets ids[:, 1:] (see the module docstring for the two paths)."""
+                      entropy: bool = True, prompt_len: Tensor | None = None) -> LogprobOutput:
+    """Log-probs of the targets ids[:, 1:] (see the module docstring for the paths). `prompt_len`
+    (N,) on the completion path: rows whose first prompt_len[r] ids are equal share one prompt pass."""
     from reasonrl.rl.losses import token_entropy, token_logprobs
 
     if temperature <= 0:
@@ -49,12 +50,60 @@ def sequence_logprobs(model, ids: Tensor, mask: Tensor, temperature: float, path
         logits = out.logits[:, :-1]  # (B, L-1, V)
         ent = token_entropy(logits.detach(), temperature) if entropy else None
         return LogprobOutput(token_logprobs(logits, ids[:, 1:], temperature), ent, out.moe_load)
-    # MTP off: its logits would be discarded, and the trunk's outputs and gradients do not use them
-    out = model.forward_train(ids, mtp=False, logits=False)
     where = mask.bool()  # (B, L-1)
-    hidden = out.hidden[:, :-1][where]  # (n, d): only the positions that are scored
+    if prompt_len is not None and hasattr(model, "prefix_hidden"):
+        hidden, moe_load = shared_prompt_hidden(model, ids, where, prompt_len)
+    else:
+        # MTP off: its logits would be discarded, and the trunk's outputs and gradients do not use them
+        out = model.forward_train(ids, mtp=False, logits=False)
+        hidden, moe_load = out.hidden[:, :-1][where], out.moe_load  # (n, d): only the scored positions
     logp, ent = HeadLogprobs.apply(hidden, head.weight, head.bias, ids[:, 1:][where], temperature)  # (n,), (n,)
-    return LogprobOutput(_scatter(logp, where), _scatter(ent, where) if entropy else None, out.moe_load)
+    return LogprobOutput(_scatter(logp, where), _scatter(ent, where) if entropy else None, moe_load)
+
+
+def prompt_lengths(completion_mask: Tensor) -> Tensor:
+    """(N,) prompt length of each row from its completion mask (N, L-1): the first completion
+    target sits at index prompt_len - 1. A row without completion tokens gets 1 (nothing shared)."""
+    has = completion_mask.bool().any(dim=1)
+    first = completion_mask.bool().int().argmax(dim=1)
+    return torch.where(has, first + 1, torch.ones_like(first))
+
+
+def prompt_groups(ids: Tensor, prompt_len: Tensor) -> tuple[Tensor, Tensor]:
+    """-> (leaders (U,): the first row of each distinct prompt, of_row (N,): each row's prompt)."""
+    index: dict[tuple, int] = {}
+    leaders, of_row = [], []
+    for r, p in enumerate(prompt_len.tolist()):
+        key = (p, *ids[r, :p].tolist())
+        if key not in index:
+            index[key] = len(leaders)
+            leaders.append(r)
+        of_row.append(index[key])
+    return torch.tensor(leaders, device=ids.device), torch.tensor(of_row, device=ids.device)
+
+
+def shared_prompt_hidden(model, ids: Tensor, where: Tensor, prompt_len: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Normed hidden states at the scored positions `where` (N, L-1) -> (n, d), computing each
+    distinct prompt once: a prompt pass over the U prompts, then one pass over every row's tokens
+    from its prompt length on, attending to its prompt's keys/values. Equal to the full forward
+    within fp32 rounding; MoE loads count each shared prompt token once."""
+    N, L = ids.shape
+    leaders, of_row = prompt_groups(ids, prompt_len)
+    p_len = prompt_len.to(ids.device)
+    P, C = int(p_len.max()), L - int(p_len.min())
+    slots = torch.arange(P, device=ids.device)
+    prompts = ids[leaders, :P]  # (U, P); slots past a prompt's length are masked out as keys
+    hidden_p, state, loads_p = model.prefix_hidden(prompts, slots < p_len[leaders][:, None])
+    positions = (p_len[:, None] + torch.arange(C, device=ids.device)).clamp(max=L - 1)  # (N, C)
+    # clamped slots repeat the last token past the row's end: causal, so no real token sees them
+    hidden_c, loads_c = model.suffix_hidden(ids.gather(1, positions), positions, state, of_row)
+    rows, pos = where.nonzero(as_tuple=True)  # row-major, the order of hidden[where]
+    in_prompt = pos < p_len[rows]
+    U = len(leaders)
+    source = torch.where(in_prompt, of_row[rows] * P + pos, U * P + rows * C + (pos - p_len[rows]))
+    flat = torch.cat([hidden_p.reshape(U * P, -1), hidden_c.reshape(N * C, -1)])
+    loads = [a + b for a, b in zip(loads_p, loads_c)]
+    return flat.index_select(0, source), torch.stack(loads) if loads else None
 
 
 def _scatter(values: Tensor, where: Tensor) -> Tensor:

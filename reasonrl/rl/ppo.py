@@ -103,7 +103,8 @@ def ppo_advantages(rl: RLSection, batch: RolloutBatch, values: torch.Tensor, ref
 def ppo_loss(model: ActorCritic, mb: dict, rl: RLSection):
     from reasonrl.rl.losses import ppo_policy_loss, value_loss
 
-    logp, entropy, load = policy_forward(model.actor, mb["ids"], mb["mask"], rl.temperature, rl.logprobs)
+    logp, entropy, load = policy_forward(model.actor, mb["ids"], mb["mask"], rl.temperature, rl.logprobs,
+                                         mb.get("prompt_len"))
     actor_loss, metrics = ppo_policy_loss(logp, mb["old"], mb["adv"], mb["mask"], num_tokens=mb["num_tokens"],
                                           is_weights=mb.get("tis"), **rl.clip_options())
     values = model.values(mb["ids"])[:, :-1]

@@ -130,7 +130,7 @@ def critic_free_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats
     t1 = time.perf_counter()
     extra.update(mismatch)
     tensors = {"ids": batch.ids, "mask": loss_mask(batch, ctx.rl.overlong_filter), "old": old,
-               "adv": adv, "ref": ref, "tis": tis}
+               "adv": adv, "ref": ref, "tis": tis, "prompt_len": shared_prompt_lengths(ctx, batch)}
     stats = minibatch_updates(ctx, step, tensors, lambda model, mb: autocast_loss(ctx, surrogate_loss, model, mb))
     ctx.sampler.sync(ctx.actor)
     t2 = time.perf_counter()
@@ -153,7 +153,8 @@ def old_logprobs(ctx: RLContext, batch: RolloutBatch, chunk_rows: int
 
     if not recomputes_old_logprobs(ctx):
         return batch.old_logp, None, {}
-    trainer = reference_logprobs(ctx.actor, batch.ids, batch.mask, ctx.rl.temperature, chunk_rows, ctx.rl.logprobs)
+    trainer = reference_logprobs(ctx.actor, batch.ids, batch.mask, ctx.rl.temperature, chunk_rows, ctx.rl.logprobs,
+                                 shared_prompt_lengths(ctx, batch))
     weights, metrics = tis_weights(trainer, batch.old_logp, batch.mask, ctx.rl.tis_cap)
     return trainer, weights, metrics
 
@@ -163,7 +164,15 @@ def kl_reference_logprobs(ctx: RLContext, batch: RolloutBatch, chunk_rows: int) 
     0 in every loss (and PPO's reward), so its forward is skipped even if a reference is held."""
     if ctx.rl.beta == 0:
         return None
-    return reference_logprobs(ctx.reference, batch.ids, batch.mask, ctx.rl.temperature, chunk_rows, ctx.rl.logprobs)
+    return reference_logprobs(ctx.reference, batch.ids, batch.mask, ctx.rl.temperature, chunk_rows, ctx.rl.logprobs,
+                              shared_prompt_lengths(ctx, batch))
+
+
+def shared_prompt_lengths(ctx: RLContext, batch: RolloutBatch) -> torch.Tensor | None:
+    """(N,) prompt lengths when rl.share_prompt is on (rows of one group then share a prompt pass)."""
+    from reasonrl.rl.logprobs import prompt_lengths
+
+    return prompt_lengths(batch.mask) if ctx.rl.share_prompt else None
 
 
 def autocast_loss(ctx: RLContext, loss_fn: Callable, model, mb: dict):
@@ -176,7 +185,7 @@ def autocast_loss(ctx: RLContext, loss_fn: Callable, model, mb: dict):
 def surrogate_loss(model, mb: dict, rl: RLSection) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]:
     from reasonrl.rl.losses import POLICY_LOSSES
 
-    logp, entropy, load = policy_forward(model, mb["ids"], mb["mask"], rl.temperature, rl.logprobs)
+    logp, entropy, load = policy_forward(model, mb["ids"], mb["mask"], rl.temperature, rl.logprobs, mb.get("prompt_len"))
     loss, metrics = POLICY_LOSSES[rl.algorithm](
         logp, mb["old"], mb["adv"], mb["mask"], **loss_options(rl),
         ref_logp=mb["ref"], num_tokens=mb["num_tokens"] if rl.aggregation == "token_mean" else None,
@@ -206,7 +215,7 @@ def ppo_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats]:
     # the KL-in-reward and the ratio both use the trainer's old log-probs when they were recomputed
     adv, returns = ppo_advantages(ctx.rl, dataclasses.replace(batch, old_logp=old), values, ref)
     tensors = {"ids": batch.ids, "mask": batch.mask, "old": old, "adv": adv, "ret": returns, "old_v": values,
-               "tis": tis}
+               "tis": tis, "prompt_len": shared_prompt_lengths(ctx, batch)}
     stats = minibatch_updates(ctx, step, tensors, lambda model, mb: autocast_loss(ctx, ppo_loss, model, mb))
     ctx.sampler.sync(ctx.actor)
     t2 = time.perf_counter()

@@ -25,15 +25,18 @@ def loss_mask(batch: RolloutBatch, overlong_filter: bool) -> torch.Tensor:
 
 @torch.no_grad()
 def reference_logprobs(reference: torch.nn.Module | None, ids: torch.Tensor, mask: torch.Tensor, temperature: float,
-                       chunk_rows: int, path: str = "completion") -> torch.Tensor | None:
+                       chunk_rows: int, path: str = "completion", prompt_len: torch.Tensor | None = None
+                       ) -> torch.Tensor | None:
     """Log-probs of ids[:, 1:] under the frozen reference (None without one: beta = 0 keeps none,
-    so no forward runs), in chunks of `chunk_rows` rows, without autograd. ids (N, L), mask (N, L-1)."""
+    so no forward runs), in chunks of `chunk_rows` rows, without autograd. ids (N, L), mask (N, L-1);
+    prompt_len (N,) or None: see rl/logprobs.py (shared prompts)."""
     from reasonrl.rl.logprobs import sequence_logprobs
 
     if reference is None:
         return None
-    out = [sequence_logprobs(reference, i, m, temperature, path, entropy=False).logp
-           for i, m in zip(ids.split(chunk_rows), mask.split(chunk_rows))]
+    lens = [None] * len(ids.split(chunk_rows)) if prompt_len is None else prompt_len.split(chunk_rows)
+    out = [sequence_logprobs(reference, i, m, temperature, path, entropy=False, prompt_len=p).logp
+           for i, m, p in zip(ids.split(chunk_rows), mask.split(chunk_rows), lens)]
     return torch.cat(out)  # (N, L-1)
 
 
@@ -69,10 +72,11 @@ def split_micro(mb: dict, grad_accum: int) -> list[dict]:
     return chunks
 
 
-def policy_forward(model, ids: torch.Tensor, mask: torch.Tensor, temperature: float, path: str = "completion"):
+def policy_forward(model, ids: torch.Tensor, mask: torch.Tensor, temperature: float, path: str = "completion",
+                   prompt_len: torch.Tensor | None = None):
     """Token log-probs (B, L-1) of the targets ids[:, 1:] where `mask` is set, their entropy (no
     gradient) and the MoE loads; see reasonrl/rl/logprobs.py for the paths."""
     from reasonrl.rl.logprobs import sequence_logprobs
 
-    out = sequence_logprobs(model, ids, mask, temperature, path)
+    out = sequence_logprobs(model, ids, mask, temperature, path, prompt_len=prompt_len)
     return out.logp, out.entropy, out.moe_load
