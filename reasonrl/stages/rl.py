@@ -320,9 +320,10 @@ def step_metrics(batch, stats: dict[str, float], prefill: str = "", step_check=N
     metrics.update(batch.timings)
     for key in ("loss", "kl", "clip_frac/low", "clip_frac/high", "entropy", "lr", "grad_norm",
                 "moe/load_max_over_mean", "value_loss", "skipped_steps", "zero_std_frac", "sampling_rounds",
-                "time/ref", "time/update", "tokens_per_s/train"):
+                "tokens_per_s/train"):
         if key in stats:
             metrics[key] = stats[key]
+    metrics.update({k: v for k, v in stats.items() if k.startswith("time/")})  # the step's phases
     metrics.update({k: v for k, v in stats.items() if k.startswith("mismatch/")})  # sampler vs trainer
     return metrics
 

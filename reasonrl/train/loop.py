@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -129,7 +130,9 @@ class Trainer:
         if not batches:
             raise ValueError("Trainer.step needs at least one microbatch")
         self.optimizer.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
         loss, sums, load = self._accumulate(loss_fn, batches)
+        t1 = time.perf_counter()
         grad_norm = self._clip_grad_norm()
         lr = lr_at(self.step_count, self.cfg)
         skipped = self.cfg.skip_nonfinite and not self._all_finite(loss, grad_norm)
@@ -142,6 +145,8 @@ class Trainer:
         metrics = {k: v / len(batches) for k, v in sums.items()}
         metrics.update(loss=loss, grad_norm=grad_norm, lr=lr, skipped=float(skipped),
                        skipped_steps=self.skipped_steps)
+        # seconds: forward + backward of every microbatch, then clipping + the update itself
+        metrics.update({"time/forward_backward": t1 - t0, "time/optimizer": time.perf_counter() - t1})
         if load is not None:
             metrics["moe/load_max_over_mean"] = load_max_over_mean(load)
         return metrics
