@@ -21,7 +21,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow" -q
 
 bench: setup
-	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+	bash benchmarks/run_all.sh
 
 docs: setup
 	$(PY) -m reasonrl config markdown > docs/config.md

@@ -289,7 +289,8 @@ def _profile_text(prof) -> str:
 def run_worker(kind: str, workload: str, model_dir: Path, steps: int, threads: int, work: Path,
                profile: bool = False, extra=()) -> dict:
     out = work / f"{kind}-{time.time_ns()}.json"
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+    # both trainers with sleeping OpenMP waits (reasonrl's own default): spinning ones collapse under load
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE",
            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, __file__, "--worker", kind, "--workload", workload, "--model", str(model_dir),

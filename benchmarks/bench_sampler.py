@@ -23,7 +23,9 @@ import statistics
 import tempfile
 import time
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `reasonrl` sets it; before torch loads OpenMP
+
+import torch  # noqa: E402
 
 PROMPT_LEN, NEW_TOKENS = 20, 128
 
