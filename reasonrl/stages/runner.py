@@ -25,6 +25,9 @@ from reasonrl.stages.common import StageResult
 
 STAGE_FILE = "stage.json"  # written last: the stage is complete, with its outputs and metrics
 IGNORED_CHANGES = ("run.quiet", "run.allow_config_change", "run.dir", "run.name", "run.log_to")
+# keys added after runs were recorded, with the value that computes what those runs did: a run whose
+# config.yaml lacks one is the same run while the key holds that value (resume, pipeline fingerprints)
+LATER_KEYS = {"rl.sampling_seeds": "batch"}
 
 
 class StageProgram(Protocol):
@@ -130,7 +133,8 @@ def check_config_change(run_dir: Path, cfg: Any, name: str) -> list[str]:
         return []
     old = _flatten(yaml.safe_load(recorded.read_text(encoding="utf-8")) or {})
     new = _flatten(to_dict(cfg))
-    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in IGNORED_CHANGES)
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in IGNORED_CHANGES
+                     and not (k not in old and k in LATER_KEYS and new.get(k) == LATER_KEYS[k]))
     if not changed:
         return []
     shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:4])
