@@ -96,3 +96,15 @@ def test_two_ranks_equal_one_process_and_each_other(loss, monkeypatch):
     for key, value in single.items():
         assert torch.equal(rank0[key], rank1[key]), f"ranks differ in {key}"
         torch.testing.assert_close(rank0[key], value, rtol=1e-4, atol=1e-5, msg=f"{key}: 2 ranks != 1 process")
+
+
+def test_a_batch_that_does_not_split_over_the_ranks_is_one_line(monkeypatch):
+    from reasonrl.train.distributed import check_divisible, rank_slice
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    check_divisible("sft", data__batch_size=8)
+    assert rank_slice(8) == slice(6, 8)
+    with pytest.raises(ValueError, match=r"^sft: data.batch_size=6 does not split over WORLD_SIZE=4 ranks: use a "
+                                         r"multiple of 4$"):
+        check_divisible("sft", data__batch_size=6)
