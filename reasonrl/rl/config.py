@@ -81,7 +81,8 @@ class RLSection:
                     "is the same under any number of ranks); set rl.sampling_seeds=prompt")
         for key in ("prompts_per_step", "minibatch_size"):
             if getattr(self, key) % world:
-                return f"rl.{key}={getattr(self, key)} does not split over WORLD_SIZE={world} ranks: use a multiple of {world}"
+                return (f"rl.{key}={getattr(self, key)} does not split over WORLD_SIZE={world} ranks: use a "
+                        f"multiple of {world}")
         unsupported = {"rl.dynamic_sampling=true": self.dynamic_sampling, "rl.algorithm=ppo": self.algorithm == "ppo",
                        "rl.sampler=vllm": self.sampler == "vllm"}
         for what, on in unsupported.items():
