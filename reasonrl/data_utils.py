@@ -19,11 +19,16 @@ def ensure_tokenizer(directory: Path, texts: list[str], vocab_size: int, path: s
             raise FileNotFoundError(f"tokenizer.path: no tokenizer files in {path!r} (expected a directory with "
                                     "tokenizer.json or tokenizer_config.json)")
         return load_tokenizer(path)
+    from reasonrl.ranks import is_main_process
+    from reasonrl.train.distributed import barrier
+
     if (directory / "tokenizer.json").is_file():
         return load_tokenizer(directory)
-    tmp = directory.with_name(directory.name + ".tmp")
-    tokenizer = train_tokenizer(texts, vocab_size, tmp)
-    tmp.replace(directory)
+    if is_main_process():  # under torchrun rank 0 trains it (deterministic) and the others load its files
+        tmp = directory.with_name(directory.name + ".tmp")
+        train_tokenizer(texts, vocab_size, tmp)
+        tmp.replace(directory)
+    barrier()
     return load_tokenizer(directory)
 
 

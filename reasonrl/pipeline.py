@@ -159,12 +159,16 @@ def _build_config(stage: PlannedStage, where: str) -> Any:
 def _fingerprint(stage: PlannedStage, stages: list[PlannedStage]) -> str:
     """Hash of the stage's resolved config and of the fingerprints of the stages it reads from."""
     from reasonrl.config import to_dict
-    from reasonrl.stages.runner import IGNORED_CHANGES
+    from reasonrl.stages.runner import IGNORED_CHANGES, LATER_KEYS
 
     config = to_dict(stage.cfg)
     for dotted in IGNORED_CHANGES:  # how a run is shown or where it lives is no change to what it computes
         section, _, key = dotted.partition(".")
         (config.get(section) or {}).pop(key, None)
+    for dotted, value in LATER_KEYS.items():  # at their original value: the fingerprint recorded before them
+        section, _, key = dotted.partition(".")
+        if (config.get(section) or {}).get(key, object()) == value:
+            config[section].pop(key)
     upstream = sorted({ref.split(".", 1)[0] for ref in _refs(stage.inputs)})
     parts = [json.dumps(config, sort_keys=True, default=str)]
     parts += [next(s.fingerprint for s in stages if s.name == u) for u in upstream]

@@ -14,6 +14,7 @@ Algorithm = Literal["grpo", "gspo", "gspo_token", "cispo", "ppo"]
 Advantage = Literal["grpo", "dr_grpo", "rloo", "reinforce_pp"]
 Aggregation = Literal["seq_mean_token_mean", "token_mean", "constant"]
 LogprobPath = Literal["completion", "full"]
+SamplingSeeds = Literal["batch", "prompt"]
 
 
 @dataclass
@@ -48,6 +49,9 @@ class RLSection:
                                 "token's surrogate is weighted by min(pi_trainer / pi_sampler, tis_cap) when old "
                                 "log-probs are recomputed (null: no correction; the mismatch is logged either way)",
                                 gt=0)
+    sampling_seeds: SamplingSeeds = opt("batch", "batch (one random stream for the step's whole batch) or prompt (one "
+                                        "per prompt, from seed, step and the prompt's index in the global batch: the "
+                                        "same rollouts under any number of ranks; required under torchrun)")
     dynamic_sampling: bool = opt(False, "DAPO: drop groups whose rewards are all equal and sample more")
     max_sampling_rounds: int = opt(3, "cap on sampling rounds per step with dynamic sampling", ge=1)
     overlong_filter: bool = opt(False, "DAPO: truncated completions get no loss")
@@ -70,6 +74,24 @@ class RLSection:
         problem = backends.sampler_problem(self.sampler)
         if problem:
             raise FieldProblem("sampler", problem)
+
+    def distributed_problem(self, world: int) -> str | None:
+        """Why this section cannot run over `world` data-parallel ranks, or None."""
+        if world <= 1:
+            return None
+        if self.sampling_seeds != "prompt":
+            return (f"WORLD_SIZE={world} needs rl.sampling_seeds=prompt (one random stream per prompt, so the run "
+                    "is the same under any number of ranks); set rl.sampling_seeds=prompt")
+        for key in ("prompts_per_step", "minibatch_size"):
+            if getattr(self, key) % world:
+                return (f"rl.{key}={getattr(self, key)} does not split over WORLD_SIZE={world} ranks: use a "
+                        f"multiple of {world}")
+        unsupported = {"rl.dynamic_sampling=true": self.dynamic_sampling, "rl.algorithm=ppo": self.algorithm == "ppo",
+                       "rl.sampler=vllm": self.sampler == "vllm"}
+        for what, on in unsupported.items():
+            if on:
+                return f"{what} is not supported under torchrun (WORLD_SIZE={world}) yet: run it as one process"
+        return None
 
     def clip_options(self) -> dict[str, float]:
         """eps_low / eps_high as set; those left null fall to the loss function's own defaults."""

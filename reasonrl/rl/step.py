@@ -76,11 +76,40 @@ def prompt_batch(ctx: RLContext, step: int, round_: int) -> list[dict]:
 
 
 def sample_round(ctx: RLContext, step: int, round_: int) -> RolloutBatch:
+    examples, seed = round_prompts(ctx, step, round_)
     with ctx.autocast():
-        batch = collect(ctx.sampler, ctx.scorer, ctx.tokenizer, prompt_batch(ctx, step, round_),
-                        group_size=ctx.rl.group_size, prompt=ctx.prompt, sampling=sampling_options(ctx.rl),
-                        seed=seed_for(ctx.seed, step, f"sample{round_ + 1}"), reward_spec=ctx.reward_spec)
+        batch = collect(ctx.sampler, ctx.scorer, ctx.tokenizer, examples, group_size=ctx.rl.group_size,
+                        prompt=ctx.prompt, sampling=sampling_options(ctx.rl), seed=seed, reward_spec=ctx.reward_spec)
     return to_device(batch, ctx.device())
+
+
+def round_prompts(ctx: RLContext, step: int, round_: int) -> tuple[list[dict], int | list[int]]:
+    """This rank's prompts of one sampling round and their seed: one for the batch (`batch`), or one
+    per prompt from its index in the global batch (`prompt`), so that a prompt's group is sampled
+    alike whichever rank, and whatever else, shares its batch. Groups are never split over ranks."""
+    from reasonrl.train.distributed import rank_slice
+
+    examples = prompt_batch(ctx, step, round_)
+    stream = f"sample{round_ + 1}"
+    if ctx.rl.sampling_seeds == "batch":
+        return examples, seed_for(ctx.seed, step, stream)
+    seeds = [seed_for(ctx.seed, step, f"{stream}:prompt{j}") for j in range(len(examples))]
+    mine = rank_slice(len(examples))
+    return examples[mine], seeds[mine]
+
+
+def advantages(rewards: torch.Tensor, group_size: int, mode: str) -> tuple[torch.Tensor, dict]:
+    """Group-relative advantages of this rank's rows; under torchrun they come from every rank's
+    rewards (an estimator may look past the group, e.g. reinforce_pp's batch whitening), and the
+    metrics describe the global batch."""
+    from reasonrl.rl.advantages import group_advantages
+    from reasonrl.train import distributed
+
+    if not distributed.active():
+        return group_advantages(rewards, group_size, mode)
+    everyone = torch.cat([r.to(rewards.device) for r in distributed.all_gather_objects(rewards.cpu())])  # (W*N,)
+    adv, info = group_advantages(everyone, group_size, mode)
+    return adv[distributed.rank_slice(len(everyone))], info
 
 
 def to_device(batch: RolloutBatch, device: torch.device) -> RolloutBatch:
@@ -94,14 +123,12 @@ def to_device(batch: RolloutBatch, device: torch.device) -> RolloutBatch:
 def gather(ctx: RLContext, step: int) -> tuple[RolloutBatch, torch.Tensor, StepStats]:
     """Rollouts for one step. With dynamic sampling, groups whose rewards are all equal carry no
     signal and are dropped; sampling continues (up to max_sampling_rounds) until the batch is full."""
-    from reasonrl.rl.advantages import group_advantages
-
     rl, G = ctx.rl, ctx.rl.group_size
     kept: list[RolloutBatch] = []
     n_groups, zero_std, rounds = 0, [], 0
     for rounds in range(1, rl.max_sampling_rounds + 1):
         batch = sample_round(ctx, step, rounds - 1)
-        _, info = group_advantages(batch.rewards, G, rl.advantage)
+        _, info = advantages(batch.rewards, G, rl.advantage)
         zero_std.append(info["zero_std_frac"])
         if not rl.dynamic_sampling:
             kept, n_groups = [batch], len(batch) // G
@@ -116,7 +143,7 @@ def gather(ctx: RLContext, step: int) -> tuple[RolloutBatch, torch.Tensor, StepS
     if not kept:  # nothing informative this step: train on the last round (its advantages are 0)
         kept = [batch]
     batch = concat(kept, ctx.tokenizer.pad_token_id)
-    adv, _ = group_advantages(batch.rewards, G, rl.advantage)
+    adv, _ = advantages(batch.rewards, G, rl.advantage)
     return batch, adv, {"zero_std_frac": sum(zero_std) / len(zero_std), "sampling_rounds": float(rounds)}
 
 

@@ -44,9 +44,11 @@ def minibatch_updates(ctx: Any, step: int, tensors: dict, loss_fn: Callable) -> 
     """mu passes over the rows of `tensors` in minibatches of `rl.minibatch_size` rows, one optimizer
     step each (split into `ctx.grad_accum` microbatches); returns the metrics averaged over steps.
     Passes after the first visit the rows in an order drawn from (seed, step, pass)."""
+    from reasonrl.ranks import world_size
+
     rl = ctx.rl
     n = len(tensors["ids"])
-    size = rl.minibatch_size or n
+    size = rl.minibatch_size // world_size() or n  # under torchrun each rank holds its share of a minibatch
     totals: dict[str, float] = {}
     count = 0
     for epoch in range(rl.mu):
@@ -65,11 +67,18 @@ def minibatch_updates(ctx: Any, step: int, tensors: dict, loss_fn: Callable) -> 
 def split_micro(mb: dict, grad_accum: int) -> list[dict]:
     """`grad_accum` microbatches of one minibatch (lower peak memory, same update). Each carries
     `num_tokens`, the minibatch's token count over the number of microbatches: a token-mean loss
-    divided by it, averaged by the trainer, is the token mean of the whole minibatch."""
+    divided by it, averaged by the trainer (and over ranks), is the token mean of the whole minibatch."""
+    from reasonrl.train import distributed
+
     n = max(1, min(grad_accum, len(mb["ids"])))
     chunks = [{k: (None if v is None else v.tensor_split(n)[i]) for k, v in mb.items()} for i in range(n)]
+    tokens = float(mb["mask"].sum()) / n
+    if distributed.active():  # the token mean is over every rank's minibatch rows, as one process would take it
+        from reasonrl.ranks import world_size
+
+        tokens = float(distributed.all_reduce_sum(mb["mask"].sum().float())) / (n * world_size())
     for chunk in chunks:
-        chunk["num_tokens"] = float(mb["mask"].sum()) / n
+        chunk["num_tokens"] = tokens
     return chunks
 
 

@@ -22,6 +22,7 @@ from reasonrl.sampler.batching import (
     resolve_stop_ids,
     right_pad,
 )
+from reasonrl.sampler.seeds import RowGenerators, uniforms
 
 # bound on the prefill logits tensor ([B, chunk, V] floats) so large vocabularies do not blow memory
 PREFILL_LOGIT_ELEMENTS = 1 << 26
@@ -75,7 +76,7 @@ def draw_probs(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Inverse-CDF sampling from unnormalised probabilities [r, V]: one uniform per row instead of
     one per vocabulary entry, which is what a Gumbel / exponential race costs."""
     cdf = probs.cumsum(-1)
-    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    u = uniforms(generator, cdf.shape[0], cdf.device) * cdf[:, -1:]
     # right=True skips zero-probability entries (flat stretches of the cdf); u < total keeps it in range
     return torch.searchsorted(cdf, u, right=True).clamp_max(cdf.shape[-1] - 1)[:, 0]
 
@@ -90,7 +91,10 @@ def choose(logits: torch.Tensor, params: SamplingParams, generator) -> tuple[tor
     return tokens, logp.gather(-1, tokens[:, None])[:, 0]
 
 
-def make_generator(seed: int | None, device) -> torch.Generator:
+def make_generator(seed: int | list[int] | None, device, n: int = 1) -> torch.Generator | RowGenerators:
+    """One generator for the whole batch, or (a list: one seed per prompt) one per output row."""
+    if isinstance(seed, (list, tuple)):
+        return RowGenerators(seed, n, device)
     # no seed: derive one from torch's global RNG so torch.manual_seed still makes runs repeatable
     if seed is None:
         seed = int(torch.randint(0, 2**62, (1,)))
@@ -166,6 +170,8 @@ def decode_plain(model, prompts, n, max_new_tokens, params, stop, generator, on_
         last, pos = last[fan], lengths[fan]  # [R, V], [R]: next position per row
         out = Outputs(len(prompts) * n, stop, on_tokens)
         live = LiveRows(len(prompts) * n, device)
+        if isinstance(generator, RowGenerators):
+            generator.track(live)
         for step in range(max_new_tokens):
             tok, lp = choose(last, params, generator)
             out.add(live, tok.tolist(), lp.tolist())
@@ -192,7 +198,7 @@ def generate(
     stop_token_ids=None,
     stop_strings=None,
     ignore_eos: bool = False,
-    seed: int | None = None,
+    seed: int | list[int] | None = None,
     tokenizer=None,
     speculative: bool = False,
     backend: str = "torch",
@@ -205,6 +211,8 @@ def generate(
     `speculative=True`: MTP self-speculative decoding (native models with MTP modules).
     `backend="vllm"` or `engine=<vllm.LLM>`: generate with vLLM (see reasonrl.sampler.vllm).
     `on_tokens(rows, tokens)`: called after every step with the new token of each row (streaming).
+    `seed`: one int for the batch, or one per prompt (each row then draws from its own stream, so a
+    completion does not depend on the other prompts of the batch).
     """
     params = SamplingParams(temperature, top_p, top_k)
     prompt_ids = encode_prompts(prompts, tokenizer)
@@ -213,6 +221,8 @@ def generate(
     if backend == "vllm" or engine is not None:
         from reasonrl.sampler.vllm import generate_vllm
 
+        if isinstance(seed, (list, tuple)):
+            raise ValueError("per-prompt seeds (a list) are supported by the torch backend only")
         if model is not None and not isinstance(model, str):
             model = as_policy(model)
         return generate_vllm(
@@ -225,7 +235,9 @@ def generate(
     model = as_policy(model)
     stop = StopChecker(resolve_stop_ids(model, tokenizer, stop_token_ids, ignore_eos), stop_strings,
                        tokenizer, max_new_tokens)
-    generator = make_generator(seed, next(model.parameters()).device)
+    generator = make_generator(seed, next(model.parameters()).device, n)
+    if isinstance(generator, RowGenerators) and speculative:
+        raise ValueError("per-prompt seeds (a list) need plain decoding: speculative=False")
     start = time.perf_counter()
     stats = {}
     if max_new_tokens == 0:

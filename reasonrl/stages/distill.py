@@ -50,13 +50,22 @@ class DistillConfig:
 
 
 def main(cfg: DistillConfig) -> StageResult:
+    from reasonrl.train.distributed import process_group
+
+    if cfg.student.path is None:
+        raise ValueError("distill needs student.path: a reasonrl checkpoint or a local transformers model directory")
+    with process_group():  # one group for both parts (each part's runner joins it)
+        return _distill(cfg)
+
+
+def _distill(cfg: DistillConfig) -> StageResult:
     from reasonrl.model.loading import resolve_model_source
     from reasonrl.runlog import Run
     from reasonrl.stages import rejection, sft
     from reasonrl.stages.runner import mark_complete, record_run
+    from reasonrl.train.distributed import check_divisible
 
-    if cfg.student.path is None:
-        raise ValueError("distill needs student.path: a reasonrl checkpoint or a local transformers model directory")
+    check_divisible("distill", student_data__batch_size=cfg.student_data.batch_size)  # before the teacher runs
     traces_cfg = traces_config(cfg)
     rejection.check_config(traces_cfg, "distill", key="teacher")
     resolve_model_source(cfg.student.path, cfg.student.gguf_file)  # a wrong student fails before the teacher runs

@@ -71,6 +71,9 @@ PROMPT_FORMAT = {"r1": "r1_zero", "r1_short": "r1_short", "plain": "plain"}  # c
 def main(cfg: PretrainConfig) -> StageResult:
     from reasonrl.stages.runner import Schedule, run_stage
 
+    from reasonrl.train.distributed import check_divisible
+
+    check_divisible("pretrain", data__batch_size=cfg.data.batch_size)
     schedule = Schedule(eval_every=cfg.eval.every, eval_at_end=cfg.eval.every > 0, checkpoint_every=cfg.checkpoint.every)
     return run_stage("pretrain", cfg, PretrainProgram, schedule)
 
@@ -98,8 +101,12 @@ class PretrainProgram:
 
     def train_step(self, step: int) -> dict[str, Any]:
         from reasonrl.data_utils import batch_indices
+        from reasonrl.ranks import world_size
+        from reasonrl.train.distributed import rank_slice
 
         rows = self.windows[batch_indices(len(self.windows), self.cfg.data.batch_size, step, self.cfg.run.seed)]
+        if world_size() > 1:  # full windows: the mean of equal-sized slices' token means is the global one
+            rows = rows[rank_slice(len(rows))]
         return self.trainer.step(lm_loss, rows.chunk(max(self.cfg.optim.grad_accum, 1)))
 
     def evaluate(self) -> dict[str, float]:

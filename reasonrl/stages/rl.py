@@ -80,6 +80,7 @@ class RLConfig:
 
 
 def main(cfg: RLConfig) -> StageResult:
+    from reasonrl.ranks import world_size
     from reasonrl.stages.runner import Schedule, run_stage
 
     if cfg.model.path is None:
@@ -88,6 +89,9 @@ def main(cfg: RLConfig) -> StageResult:
         raise ValueError("model.overrides apply to freshly created models only; rl loads model.path as it is")
     if cfg.model.lora and (cfg.rl.algorithm == "ppo" or cfg.rl.sampler != "torch"):
         raise ValueError("model.lora is supported with the critic-free algorithms and rl.sampler=torch only (for now)")
+    problem = cfg.rl.distributed_problem(world_size())
+    if problem:
+        raise ValueError(f"rl: {problem}")
     schedule = Schedule(eval_every=cfg.eval.every, eval_at_end=True, checkpoint_every=cfg.checkpoint.every)
     return run_stage("rl", cfg, RLProgram, schedule)
 
@@ -112,11 +116,13 @@ class RLProgram:
         import time
 
         from reasonrl.rl.step import ALGORITHMS
+        from reasonrl.train.distributed import mean_over_ranks
 
         t0 = time.perf_counter()
         batch, stats = ALGORITHMS[self.cfg.rl.algorithm](self.ctx, step)
         metrics = {**step_metrics(batch, stats, self.ctx.prompt.prefill, self.task.step_check),
                    "step_time_s": time.perf_counter() - t0}
+        metrics = mean_over_ranks(metrics)  # under torchrun: each rank's slice weighs the same
         self.zero_spread.observe(step + 1, metrics)
         if self.cfg.samples_every and step % self.cfg.samples_every == 0:
             write_samples(self.run, step + 1, batch)

@@ -1,7 +1,7 @@
 """The one stage runner: every training stage (pretrain, rl, and the ones built on them) is a
 `StageProgram` that this module drives through the same life cycle:
 
-    refuse what cannot work (torchrun before distributed training exists, a changed config)
+    refuse what cannot work (a changed config); under torchrun, join the process group
     -> open the latest readable checkpoint (falling back past a corrupt one) or build fresh
     -> write config.yaml / environment.json, drop log rows of steps not in the checkpoint
     -> step loop: progress bar, periodic evaluation, checkpoints, Ctrl-C checkpoint (a Ctrl-C inside
@@ -25,6 +25,9 @@ from reasonrl.stages.common import StageResult
 
 STAGE_FILE = "stage.json"  # written last: the stage is complete, with its outputs and metrics
 IGNORED_CHANGES = ("run.quiet", "run.allow_config_change", "run.dir", "run.name", "run.log_to")
+# keys added after runs were recorded, with the value that computes what those runs did: a run whose
+# config.yaml lacks one is the same run while the key holds that value (resume, pipeline fingerprints)
+LATER_KEYS = {"rl.sampling_seeds": "batch", "rl.share_prompt": False}
 
 
 class StageProgram(Protocol):
@@ -67,10 +70,19 @@ class Schedule:
 
 
 def run_stage(name: str, cfg: Any, build: Build, schedule: Schedule) -> StageResult:
+    """Drive `build`'s program through the life cycle; under torchrun every rank runs this, inside
+    one process group (rank 0 writes, see runlog.Run)."""
+    from reasonrl.train.distributed import process_group
+
+    with process_group():
+        return _run_stage(name, cfg, build, schedule)
+
+
+def _run_stage(name: str, cfg: Any, build: Build, schedule: Schedule) -> StageResult:
     from reasonrl.runlog import Run
     from reasonrl.runlog_sinks import open_sinks
+    from reasonrl.train.distributed import barrier
 
-    refuse_multi_process(name)
     sinks = open_sinks(cfg.run.log_to, cfg.run.path, cfg.run.name)  # a missing extra fails before any write
     run = Run(cfg.run.path, quiet=cfg.run.quiet, stage=name, sinks=sinks)
     done = already_complete(name, cfg, run)
@@ -88,6 +100,7 @@ def run_stage(name: str, cfg: Any, build: Build, schedule: Schedule) -> StageRes
         outputs = program.export(final) or {"model": str(final)}
     result = StageResult(dict(outputs), metrics)
     mark_complete(run, name, result, steps=program.total_steps)
+    barrier()  # rank 0's last writes are on disk before any rank reads them (distill's next part)
     run.print(f"{name}: model written to {final}" if result.outputs == {"model": str(final)} else
               f"{name}: outputs: {result.outputs}")
     return result
@@ -108,14 +121,6 @@ def mark_complete(run, name: str, result: StageResult, **info: Any) -> None:
     run.write_json(STAGE_FILE, {"stage": name, **info, "outputs": result.outputs, "metrics": _plain(result.metrics)})
 
 
-def refuse_multi_process(name: str) -> None:
-    from reasonrl.ranks import world_size
-
-    if world_size() > 1:
-        raise StageError(f"{name}: launched with WORLD_SIZE={world_size()}, but distributed training is not "
-                         "implemented yet: run it as one process (without torchrun)")
-
-
 def check_config_change(run_dir: Path, cfg: Any, name: str) -> list[str]:
     """A resumed run must train what it started with: list the keys that differ from the run's
     config.yaml and refuse, unless run.allow_config_change is set."""
@@ -128,7 +133,8 @@ def check_config_change(run_dir: Path, cfg: Any, name: str) -> list[str]:
         return []
     old = _flatten(yaml.safe_load(recorded.read_text(encoding="utf-8")) or {})
     new = _flatten(to_dict(cfg))
-    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in IGNORED_CHANGES)
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in IGNORED_CHANGES
+                     and not (k not in old and k in LATER_KEYS and new.get(k) == LATER_KEYS[k]))
     if not changed:
         return []
     shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:4])
@@ -185,7 +191,8 @@ def open_program(cfg: Any, run, build: Build, name: str) -> tuple[StageProgram, 
             reason = (str(exc).strip().splitlines() or [""])[0][:120]
             run.warn(f"{name}: checkpoint {ckpt} is unreadable ({type(exc).__name__}: {reason}); "
                      f"moved to {aside.name}, trying the previous one")
-            ckpt.rename(aside)
+            if run.is_main:  # every rank finds the same checkpoint unreadable; one moves it
+                ckpt.rename(aside)
             continue
         run.print(f"{name}: resuming from {ckpt} (step {start})")
         return program, start

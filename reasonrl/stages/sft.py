@@ -62,6 +62,9 @@ def main(cfg: SFTConfig) -> StageResult:
         raise ValueError("sft needs model.path: a reasonrl checkpoint or a local transformers model directory")
     if cfg.data.path is None:
         raise ValueError("sft needs data.path: a JSONL file of {messages} or {prompt, response} rows")
+    from reasonrl.train.distributed import check_divisible
+
+    check_divisible("sft", data__batch_size=cfg.data.batch_size)
     schedule = Schedule(eval_every=cfg.eval.every if cfg.eval.task else 0, eval_at_end=bool(cfg.eval.task),
                         checkpoint_every=cfg.checkpoint.every)
     return run_stage("sft", cfg, SFTProgram, schedule)
@@ -101,10 +104,13 @@ class SFTProgram:
 
     def train_step(self, step: int) -> dict[str, Any]:
         from reasonrl.data_utils import batch_indices
+        from reasonrl.ranks import world_size
 
         ids, labels = self.windows
         rows = batch_indices(len(ids), self.cfg.data.batch_size, step, self.cfg.run.seed)
         n = max(self.cfg.optim.grad_accum, 1)
+        if world_size() > 1:
+            return self.trainer.step(sft_loss, sharded_microbatches(ids[rows], labels[rows], n, self.model))
         micro = list(zip(ids[rows].chunk(n), labels[rows].chunk(n)))
         return self.trainer.step(sft_loss, micro)
 
@@ -170,17 +176,44 @@ def _windows(cfg: SFTConfig, tokenizer, rows: list[dict], prompt):
     return build(documents, cfg.data.seq_len, tokenizer.pad_token_id)
 
 
+def sharded_microbatches(ids, labels, n: int, model) -> list[tuple]:
+    """This rank's `n` microbatches of the global batch (B, T + 1), each carrying the global token
+    counts over n * WORLD_SIZE: a loss summed over a microbatch's tokens and divided by them is,
+    after the trainer's mean over microbatches and ranks, the token mean of the whole global batch
+    (a per-rank token mean would weigh a rank's tokens by its own count)."""
+    from reasonrl.ranks import world_size
+    from reasonrl.train.distributed import rank_slice
+
+    depth = int(getattr(model.config, "num_nextn_predict_layers", 0) or 0)  # HF policies: none used
+    norms = token_counts(labels, depth) / (n * world_size())  # (1 + D,)
+    mine = rank_slice(len(ids))
+    return [(i, l, norms) for i, l in zip(ids[mine].chunk(n), labels[mine].chunk(n))]
+
+
+def token_counts(labels, depth: int):
+    """Scored targets of labels (B, T + 1): the next-token loss's, then each MTP depth k's. (1 + D,)"""
+    from reasonrl.train.sft_data import IGNORE
+
+    import torch
+
+    counts = [(labels[:, 1:] != IGNORE).sum()] + [(labels[:, k + 1:] != IGNORE).sum() for k in range(1, depth + 1)]
+    return torch.stack(counts).float()
+
+
 def sft_loss(model, batch):
-    """Token-mean CE over assistant tokens (+ MTP on the same labels for native models)."""
+    """Token-mean CE over assistant tokens (+ MTP on the same labels for native models). A batch
+    with a third element (global token counts, see `sharded_microbatches`) is normalised by them."""
     from reasonrl.model.mtp import mtp_loss
     from reasonrl.train.sft_data import IGNORE
 
-    ids, labels = batch  # (B, T + 1) each
+    ids, labels, *norms = batch  # (B, T + 1) each
     out = model.forward_train(ids[:, :-1])
     target = labels[:, 1:]  # (B, T)
     logp = out.logits.float().log_softmax(-1)
     valid = target != IGNORE
     picked = logp.gather(-1, target.clamp(min=0)[..., None])[..., 0]  # (B, T)
+    if norms:
+        return _globally_normalised(model, out, picked, valid, ids, labels, norms[0])
     ce = -(picked * valid).sum() / valid.sum().clamp(min=1)  # a window with no labels adds nothing
     loss, metrics = ce, {"ce_loss": ce.detach(), "tokens": valid.sum().float()}
     if out.mtp_logits and valid.any():
@@ -188,6 +221,29 @@ def sft_loss(model, batch):
         if mtp.isfinite():
             loss = loss + model.config.mtp_loss_weight * mtp
             metrics["mtp_loss"] = mtp.detach()
+    if out.aux_loss is not None:
+        loss = loss + out.aux_loss
+    return loss, metrics, out.moe_load
+
+
+def _globally_normalised(model, out, picked, valid, ids, labels, norms):
+    """sft_loss with sums over this microbatch's tokens divided by the global counts `norms` (1 + D,)."""
+    import torch.nn.functional as F
+
+    from reasonrl.train.sft_data import IGNORE
+
+    ce = -(picked * valid).sum() / norms[0].clamp(min=1e-9)
+    loss, metrics = ce, {"ce_loss": ce.detach(), "tokens": valid.sum().float()}
+    if out.mtp_logits:
+        mtp = 0.0
+        for k, lg in enumerate(out.mtp_logits, start=1):  # lg (B, T - k): row t predicts labels[t + k + 1]
+            y = labels[:, k + 1:k + 1 + lg.shape[1]]
+            total = F.cross_entropy(lg[:, :y.shape[1]].reshape(-1, lg.shape[-1]).float(), y.reshape(-1),
+                                    ignore_index=IGNORE, reduction="sum")
+            mtp = mtp + total / norms[k].clamp(min=1e-9)
+        mtp = mtp / len(out.mtp_logits)
+        loss = loss + model.config.mtp_loss_weight * mtp
+        metrics["mtp_loss"] = mtp.detach()
     if out.aux_loss is not None:
         loss = loss + out.aux_loss
     return loss, metrics, out.moe_load

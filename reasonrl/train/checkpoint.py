@@ -250,10 +250,13 @@ def restore_trainer(ckpt: str | os.PathLike, trainer) -> dict[str, Any]:
 
 def export_model(directory: str | os.PathLike, model: torch.nn.Module, tokenizer: Any,
                  annotate: Callable[[Path], None] | None = None) -> None:
-    """The final model directory: weights (refused when non-finite), tokenizer, the stage's files."""
+    """The final model directory: weights (refused when non-finite), tokenizer, the stage's files.
+    Call it on every rank: the weights are identical, so rank 0 writes and the others wait."""
     check_finite(model)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    if annotate is not None:
-        annotate(Path(directory))
+    if is_main_process():
+        model.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+        if annotate is not None:
+            annotate(Path(directory))
+    _barrier()
 

@@ -19,6 +19,7 @@ import torch
 from reasonrl.config import opt
 from reasonrl.errors import StageError
 from reasonrl.runlog import Run
+from reasonrl.train import distributed
 
 LossFn = Callable[[torch.nn.Module, Any], "tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]"]
 
@@ -77,16 +78,6 @@ def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Adam
 
 
 # ---- distributed helpers ------------------------------------------------------------------------
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    if _distributed():
-        torch.distributed.all_reduce(tensor)
-    return tensor
-
-
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     if isinstance(model, torch.nn.parallel.DistributedDataParallel):
         return model.module
@@ -132,7 +123,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         t0 = time.perf_counter()
         loss, sums, load = self._accumulate(loss_fn, batches)
-        t1 = time.perf_counter()
+        if distributed.active():  # every rank then holds the global batch's gradient and MoE load
+            distributed.all_reduce_gradients(self.params)
+            load = None if load is None else distributed.all_reduce_sum(load.clone())
+        t1 = time.perf_counter()  # the all-reduce counts as backward: it finishes the gradient
         grad_norm = self._clip_grad_norm()
         lr = lr_at(self.step_count, self.cfg)
         skipped = self.cfg.skip_nonfinite and not self._all_finite(loss, grad_norm)
@@ -149,7 +143,7 @@ class Trainer:
         metrics.update({"time/forward_backward": t1 - t0, "time/optimizer": time.perf_counter() - t1})
         if load is not None:
             metrics["moe/load_max_over_mean"] = load_max_over_mean(load)
-        return metrics
+        return distributed.mean_over_ranks(metrics)
 
     def _accumulate(self, loss_fn: LossFn, batches: list[Any]) -> tuple[float, dict[str, float], torch.Tensor | None]:
         """Backward over every microbatch with loss / n, so the gradient is that of the mean loss."""
@@ -182,9 +176,7 @@ class Trainer:
     def _all_finite(self, loss: float, grad_norm: float) -> bool:
         # Every rank must take the same decision, or their weights drift apart.
         bad = torch.tensor(float(not (math.isfinite(loss) and math.isfinite(grad_norm))))
-        if _distributed() and torch.distributed.get_backend() == "nccl":
-            bad = bad.cuda()
-        return _all_reduce_sum(bad).item() == 0
+        return distributed.all_reduce_sum(bad).item() == 0
 
     def _skip(self, loss: float, grad_norm: float) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -203,8 +195,8 @@ class Trainer:
         self.optimizer.step()
         inner = _unwrap(self.model)
         if load is not None and self.cfg.moe_bias_gamma > 0 and hasattr(inner, "update_moe_bias"):
-            with torch.no_grad():
-                inner.update_moe_bias(_all_reduce_sum(load.clone()), self.cfg.moe_bias_gamma)
+            with torch.no_grad():  # the load is already summed over ranks: every rank moves the same bias
+                inner.update_moe_bias(load, self.cfg.moe_bias_gamma)
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "step": self.step_count,

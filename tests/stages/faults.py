@@ -11,6 +11,8 @@ Faults (N counts 1-based: checkpoint steps, logged steps, evaluations or optimiz
   full-while-temps     any run-directory write fails with ENOSPC while a stale `.tmp-*`
                        checkpoint dir exists (the restart must clean those before writing)
   nan-loss-from=N      pretrain's loss is NaN from its N-th call on
+  kill-rank1-after-update=N  under torchrun, SIGKILL rank 1 alone right after its N-th optimizer
+                       update (inside a step; rank 0 is left waiting in the next collective)
 """
 
 from __future__ import annotations
@@ -121,9 +123,24 @@ def nan_loss_from(n: int) -> None:
     pretrain.lm_loss = loss
 
 
+def kill_rank1_after_update(n: int) -> None:
+    from reasonrl.ranks import rank
+    from reasonrl.train.loop import Trainer
+
+    original = Trainer.step
+
+    def step(self, loss_fn, microbatches):
+        metrics = original(self, loss_fn, microbatches)
+        if rank() == 1 and self.step_count == n:
+            _die(signal.SIGKILL)
+        return metrics
+    Trainer.step = step
+
+
 FAULTS = {name.replace("_", "-"): fn for name, fn in list(globals().items())
           if callable(fn) and name in ("kill_after_save", "kill_after_log", "sigint_in_eval", "sigint_after_update",
-                                       "enospc_at_save", "full_while_temps", "nan_loss_from")}
+                                       "enospc_at_save", "full_while_temps", "nan_loss_from",
+                                       "kill_rank1_after_update")}
 
 
 def main(argv: list[str]) -> int:

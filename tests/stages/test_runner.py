@@ -233,3 +233,28 @@ def test_a_warning_is_one_line_of_plain_text(capsys):
     Run(None).warn("checkpoint [/tmp/x] is unreadable: " + "detail " * 60)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "[/tmp/x]" in err
+
+
+def test_a_run_recorded_before_a_later_key_is_the_same_run_at_its_original_value(tmp_path):
+    import dataclasses
+
+    import yaml
+
+    from reasonrl.config import to_dict
+    from reasonrl.errors import StageError
+    from reasonrl.stages.rl import RLConfig
+    from reasonrl.stages.runner import LATER_KEYS, check_config_change
+
+    cfg = RLConfig()
+    recorded = to_dict(cfg)
+    for dotted in LATER_KEYS:
+        section, _, key = dotted.partition(".")
+        recorded[section].pop(key)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(recorded))
+    assert check_config_change(tmp_path, cfg, "rl") == []
+    other = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, sampling_seeds="prompt"))
+    with pytest.raises(StageError, match="rl.sampling_seeds"):
+        check_config_change(tmp_path, other, "rl")
+    shared = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, share_prompt=True))
+    with pytest.raises(StageError, match="rl.share_prompt"):
+        check_config_change(tmp_path, shared, "rl")
