@@ -31,11 +31,12 @@ def answer_accuracy(policy, tokenizer, examples: list[dict], *, verifier: str, p
     import torch
 
     from reasonrl.sampler import generate
+    from reasonrl.train.fsdp import gathered
 
     texts: list[list[str]] = []
     was_training = policy.training
     policy.eval()
-    with torch.no_grad():
+    with torch.no_grad(), gathered(policy):  # an FSDP-sharded policy is whole while it generates
         for start in range(0, len(examples), batch_size):
             chunk = examples[start:start + batch_size]
             rollouts = generate(policy, [prompt_fn(ex) for ex in chunk], n=k, max_new_tokens=max_new_tokens,

@@ -38,10 +38,13 @@ def _split_experts(prefix: str, name: str, t: torch.Tensor, out: dict) -> bool:
     return False
 
 
-def to_hf_state_dict(model) -> dict[str, torch.Tensor]:
+def to_hf_state_dict(model, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """HF DeepseekV3 names for `state` (default: the model's own state dict; an FSDP run passes the
+    consolidated one)."""
     cfg, L = model.config, model.config.num_hidden_layers
+    state = model.state_dict() if state is None else state
     out: dict[str, torch.Tensor] = {}
-    for key, t in model.state_dict().items():
+    for key, t in state.items():
         if key.startswith("mtp."):
             k, rest = key[4:].split(".", 1)
             prefix = f"model.layers.{L + int(k)}."
@@ -54,21 +57,21 @@ def to_hf_state_dict(model) -> dict[str, torch.Tensor]:
         if not _split_experts(prefix, rest, t, out):
             out[prefix + rest] = t
     for k in range(cfg.num_nextn_predict_layers):  # V3 checkpoints carry copies of the shared tensors
-        out[f"model.layers.{L + k}.embed_tokens.weight"] = model.embed_tokens.weight
-        out[f"model.layers.{L + k}.shared_head.head.weight"] = model.lm_head.weight
+        out[f"model.layers.{L + k}.embed_tokens.weight"] = state["embed_tokens.weight"]
+        out[f"model.layers.{L + k}.shared_head.head.weight"] = state.get("lm_head.weight", state["embed_tokens.weight"])
     return out
 
 
-def save_pretrained(model, path: str | os.PathLike) -> None:
+def save_pretrained(model, path: str | os.PathLike, state_dict: dict[str, torch.Tensor] | None = None) -> None:
     from safetensors.torch import save_file
 
     os.makedirs(path, exist_ok=True)
-    sd = {k: v.detach().contiguous().clone() for k, v in to_hf_state_dict(model).items()}
+    sd = {k: v.detach().contiguous().clone() for k, v in to_hf_state_dict(model, state_dict).items()}
     if model.config.tie_word_embeddings:
         sd.pop("lm_head.weight", None)
     save_file(sd, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
     d = to_hf_dict(model.config)
-    d["dtype"] = str(model.embed_tokens.weight.dtype).removeprefix("torch.")
+    d["dtype"] = str(sd["model.embed_tokens.weight"].dtype).removeprefix("torch.")
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(d, f, indent=2, sort_keys=True)
 

@@ -150,6 +150,8 @@ class HFPolicy(nn.Module):
         return KVCache(kv, cos, sin)
 
     def save_pretrained(self, path, **kwargs) -> None:
+        if kwargs.get("state_dict") is not None:  # this wrapper's names ("hf.model...") -> the wrapped model's
+            kwargs["state_dict"] = {k.removeprefix("hf."): v for k, v in kwargs["state_dict"].items()}
         if "peft" in self.__dict__:  # LoRA (model/lora.py): what trains is the adapters, so only they are saved
             self.__dict__["peft"].save_pretrained(str(path), **kwargs)
             return

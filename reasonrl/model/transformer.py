@@ -195,9 +195,10 @@ class Transformer(nn.Module):
     def _main_moe_layers(self) -> int:
         return sum(isinstance(b.mlp, MoE) for b in self.layers)
 
-    def save_pretrained(self, path) -> None:
+    def save_pretrained(self, path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """`state_dict`: the weights to write instead of the module's own (an FSDP run's consolidated ones)."""
         from .hf import save_pretrained
-        save_pretrained(self, path)
+        save_pretrained(self, path, state_dict)
 
     def num_parameters(self, mtp: bool = True, activated: bool = False) -> int:
         """Parameter count (works on the meta device). activated: per token (K of E experts)."""

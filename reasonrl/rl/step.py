@@ -76,8 +76,10 @@ def prompt_batch(ctx: RLContext, step: int, round_: int) -> list[dict]:
 
 
 def sample_round(ctx: RLContext, step: int, round_: int) -> RolloutBatch:
+    from reasonrl.train.fsdp import gathered
+
     examples, seed = round_prompts(ctx, step, round_)
-    with ctx.autocast():
+    with ctx.autocast(), gathered(ctx.actor):  # ranks decode different lengths: no collective inside
         batch = collect(ctx.sampler, ctx.scorer, ctx.tokenizer, examples, group_size=ctx.rl.group_size,
                         prompt=ctx.prompt, sampling=sampling_options(ctx.rl), seed=seed, reward_spec=ctx.reward_spec)
     return to_device(batch, ctx.device())

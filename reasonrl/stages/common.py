@@ -15,6 +15,9 @@ class RunSection:
     dir: str = opt("runs", "parent directory of run directories")
     seed: int = opt(0, "seed for initialisation, data order and sampling (per-step randomness derives from (seed, step))")
     threads: int = opt(2, "torch CPU threads (fixed, so results are reproducible)", ge=1)
+    strategy: Literal["ddp", "fsdp"] = opt("ddp", "data parallelism under torchrun (one process ignores it): ddp "
+                                           "(each rank holds the whole model, gradients all-reduced) or fsdp "
+                                           "(FSDP2: weights, gradients and optimizer state sharded over ranks)")
     quiet: bool = opt(False, "print nothing but errors")
     allow_config_change: bool = opt(False, "resume a run whose config.yaml differs from this config (the changed "
                                     "keys are listed); without it such a resume is refused")

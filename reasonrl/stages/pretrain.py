@@ -94,7 +94,7 @@ class PretrainProgram:
         self.windows = _windows(cfg, self.tokenizer, docs)
         self.model = _init_model(cfg, self.tokenizer, ckpt)
         optim = cfg.optim if cfg.optim.total_steps else dataclasses.replace(cfg.optim, total_steps=self.total_steps)
-        self.trainer = Trainer(self.model, optim, run)
+        self.trainer = Trainer(self.model, optim, run, strategy=cfg.run.strategy)
         if ckpt is None:
             run.print(f"pretrain: {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M params, "
                       f"{len(self.windows)} windows of {cfg.data.seq_len} tokens, {self.total_steps} steps")

@@ -89,6 +89,8 @@ def main(cfg: RLConfig) -> StageResult:
         raise ValueError("model.overrides apply to freshly created models only; rl loads model.path as it is")
     if cfg.model.lora and (cfg.rl.algorithm == "ppo" or cfg.rl.sampler != "torch"):
         raise ValueError("model.lora is supported with the critic-free algorithms and rl.sampler=torch only (for now)")
+    if cfg.model.lora and cfg.run.strategy == "fsdp" and world_size() > 1:
+        raise ValueError("model.lora is not supported with run.strategy=fsdp (yet): use run.strategy=ddp")
     problem = cfg.rl.distributed_problem(world_size())
     if problem:
         raise ValueError(f"rl: {problem}")
@@ -141,23 +143,25 @@ class RLProgram:
 
     def save_checkpoint(self, step: int) -> None:
         from reasonrl.train.checkpoint import save_checkpoint
+        from reasonrl.train.fsdp import full_state_dict
 
         extra: dict[str, Any] = {"data_cursor": step}
         if self.ctx.reference is not None:  # the KL anchor is part of the run's state, reset or not
-            extra["reference"] = self.ctx.reference.state_dict()
+            extra["reference"] = full_state_dict(self.ctx.reference)
         save_checkpoint(self.run.path("checkpoints"), step, model=self.ctx.policy, tokenizer=self.ctx.tokenizer,
                         trainer_state=self.ctx.trainer.state_dict(), extra=extra,
                         keep_last=self.cfg.checkpoint.keep_last, run=self.run, annotate=self._annotate)
 
     def restore(self, ckpt: Path) -> int:
         from reasonrl.train.checkpoint import restore_trainer
+        from reasonrl.train.fsdp import load_full_state_dict
 
         state = restore_trainer(ckpt, self.ctx.trainer)
         if self.ctx.reference is not None:
             reference = state["extra"].get("reference")
             if reference is None:
                 raise KeyError(f"{ckpt} holds no KL reference (rl.beta > 0 needs one to resume exactly)")
-            self.ctx.reference.load_state_dict(reference)
+            load_full_state_dict(self.ctx.reference, reference)
         return int(state["step"])
 
     def export(self, directory: Path) -> None:
@@ -214,12 +218,16 @@ def build_context(cfg: RLConfig, run, ckpt: Path | None, train: list[dict]):
 
     from reasonrl.rl.step import RLContext
     from reasonrl.sampler.backends import make_sampler
+    from reasonrl.train import distributed
+    from reasonrl.train.fsdp import shard_model
     from reasonrl.train.loop import Trainer
 
     bundle = load_policy_and_tokenizer(cfg, ckpt)
     # moved before the optimizer exists, so its state lives beside the (fp32) weights
     policy, tokenizer = bundle.policy.to(cfg.compute.torch_device()).train(), bundle.tokenizer
     reference = _frozen_copy(policy) if cfg.rl.beta > 0 else None
+    if reference is not None and cfg.run.strategy == "fsdp" and distributed.active():
+        shard_model(reference)  # sharded like the policy, not a whole copy per rank
     actor = policy
     if cfg.rl.algorithm == "ppo":
         from reasonrl.rl.ppo import ActorCritic
@@ -228,7 +236,8 @@ def build_context(cfg: RLConfig, run, ckpt: Path | None, train: list[dict]):
     steps = cfg.rl.optimizer_steps()
     optim = cfg.optim if cfg.optim.total_steps else dataclasses.replace(cfg.optim, total_steps=steps)
     return RLContext(rl=cfg.rl, seed=cfg.run.seed, grad_accum=cfg.optim.grad_accum, policy=policy, actor=actor,
-                     reference=reference, tokenizer=tokenizer, trainer=Trainer(policy, optim, run),
+                     reference=reference, tokenizer=tokenizer,
+                     trainer=Trainer(policy, optim, run, strategy=cfg.run.strategy),
                      sampler=make_sampler(cfg.rl.sampler, actor, tokenizer), scorer=None, reward_spec=cfg.rewards,
                      train_examples=train, prompt=prompt_spec(cfg, bundle), compute=cfg.compute)
 

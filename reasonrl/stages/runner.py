@@ -24,7 +24,8 @@ from reasonrl.errors import StageError
 from reasonrl.stages.common import StageResult
 
 STAGE_FILE = "stage.json"  # written last: the stage is complete, with its outputs and metrics
-IGNORED_CHANGES = ("run.quiet", "run.allow_config_change", "run.dir", "run.name", "run.log_to")
+# how a run is shown, where it lives and how ranks split the work: none changes what it computes
+IGNORED_CHANGES = ("run.quiet", "run.allow_config_change", "run.dir", "run.name", "run.log_to", "run.strategy")
 # keys added after runs were recorded, with the value that computes what those runs did: a run whose
 # config.yaml lacks one is the same run while the key holds that value (resume, pipeline fingerprints)
 LATER_KEYS = {"rl.sampling_seeds": "batch", "rl.share_prompt": False}

@@ -92,7 +92,7 @@ class SFTProgram:
         self.windows = _windows(cfg, self.tokenizer, rows, self.prompt)
         self.total_steps = cfg.budget.steps or max(1, round(cfg.budget.epochs * len(self.windows[0]) / cfg.data.batch_size))
         optim = cfg.optim if cfg.optim.total_steps else dataclasses.replace(cfg.optim, total_steps=self.total_steps)
-        self.trainer = Trainer(self.model, optim, run)
+        self.trainer = Trainer(self.model, optim, run, strategy=cfg.run.strategy)
         self.task = None
         if cfg.eval.task:
             from reasonrl.tasks import get_task

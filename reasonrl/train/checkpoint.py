@@ -4,6 +4,10 @@ Layout of one checkpoint, `<ckpt_root>/step-00000100/`:
   config.json, model.safetensors   the model (`model.save_pretrained`, transformers format)
   tokenizer files                  when a tokenizer is given
   trainer_state.pt                 optimizer + step + RNG states + the stage's `extra`
+  dcp/, rng/rank-N.pt              run.strategy=fsdp only: model + optimizer as a distributed
+                                   checkpoint (torch.distributed.checkpoint, one shard file per
+                                   rank, loadable under any number of ranks) and every rank's RNG;
+                                   the model files above are still the whole, consolidated model
   COMPLETE                         written last; a directory without it is not a checkpoint
 
 Everything is written into `<ckpt_root>/.tmp-step-...` first and renamed into place, so a crash
@@ -26,10 +30,14 @@ import torch
 
 from reasonrl.errors import StageError
 from reasonrl.runlog import Run
-from reasonrl.ranks import is_main_process
+from reasonrl.ranks import is_main_process, rank
+from reasonrl.train import fsdp
 
 COMPLETE = "COMPLETE"
 TRAINER_STATE = "trainer_state.pt"
+SHARDED_DIR = "dcp"  # the distributed checkpoint of an FSDP run
+RNG_DIR = "rng"
+SHARDED_OPTIMIZER = "dcp"  # trainer_state's optimizer entry when the optimizer lives in SHARDED_DIR
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 _TMP_PREFIX = ".tmp-"
 
@@ -85,7 +93,11 @@ def save_checkpoint(ckpt_root: str | os.PathLike, step: int, *, model: torch.nn.
                     annotate: Callable[[Path], None] | None = None) -> Path:
     """Write `ckpt_root/step-{step:08d}` atomically and prune older ones beyond `keep_last`
     (0 keeps all). `annotate(dir)` adds the stage's own files (e.g. the prompt format) before the
-    checkpoint is marked complete. Call it on every rank: only rank 0 writes, the others wait."""
+    checkpoint is marked complete. Call it on every rank: only rank 0 writes, the others wait
+    (with a sharded model every rank also writes its shard of the distributed checkpoint)."""
+    if fsdp.is_sharded(model):
+        return _save_sharded(ckpt_root, step, model=model, tokenizer=tokenizer, trainer_state=trainer_state or {},
+                             extra=extra, keep_last=keep_last, run=run, annotate=annotate)
     check_finite(model)
 
     def fill(tmp: Path) -> None:
@@ -101,32 +113,86 @@ def save_checkpoint(ckpt_root: str | os.PathLike, step: int, *, model: torch.nn.
 
 
 def save_checkpoint_dir(ckpt_root: str | os.PathLike, step: int, fill: Callable[[Path], None], *,
-                        keep_last: int = 2, run: Run | None = None) -> Path:
+                        keep_last: int = 2, run: Run | None = None, tmp: Path | None = None) -> Path:
     """The atomic part of `save_checkpoint` for any stage state: `fill(tmp)` writes the files of
     `ckpt_root/step-{step:08d}` into a temp dir, which is flushed, marked COMPLETE and renamed
     into place; older checkpoints beyond `keep_last` are pruned. Stages without a model in
-    training (rejection sampling's accepted rows) checkpoint through this directly."""
+    training (rejection sampling's accepted rows) checkpoint through this directly. `tmp`: the temp
+    dir every rank already wrote its shards into (an FSDP checkpoint)."""
     root = Path(ckpt_root)
     final = root / f"step-{step:08d}"
     if is_main_process():
-        _write_checkpoint(root, final, step, fill)
+        _write_checkpoint(root, final, step, fill, tmp=tmp)
         removed = prune_checkpoints(root, keep_last)
         (run or Run.null()).print(f"saved checkpoint {final}" + (f" (removed {len(removed)} older)" if removed else ""))
     _barrier()
     return final
 
 
-class CheckpointWriteError(StageError):
-    """The file system refused a checkpoint (full disk, quota, permissions): one line, exit 1."""
+def _save_sharded(ckpt_root, step: int, *, model, tokenizer, trainer_state: dict[str, Any], extra, keep_last: int,
+                  run: Run | None, annotate) -> Path:
+    """save_checkpoint for an FSDP model: every rank writes its shard of model + optimizer (DCP)
+    and its RNG into one temp dir that rank 0 named; rank 0 adds the consolidated model files and
+    publishes the directory atomically once every rank is done."""
+    import torch.distributed.checkpoint as dcp
+
+    if not fsdp.all_finite(model):
+        raise NonFiniteWeightsError("refusing to save a checkpoint: the weights contain NaN or inf "
+                                    "(the previous checkpoint is kept)")
+    root = Path(ckpt_root)
+    final = root / f"step-{step:08d}"
+    tmp = _agreed_temp(root, final)
+    dcp.save({"model": fsdp.sharded_model_state(model), "optimizer": trainer_state["optimizer"]},
+             checkpoint_id=str(tmp / SHARDED_DIR))
+    (tmp / RNG_DIR).mkdir(exist_ok=True)
+    torch.save(rng_state(), tmp / RNG_DIR / f"rank-{rank()}.pt")
+    _fsync_path(tmp / RNG_DIR / f"rank-{rank()}.pt")
+    state = {**trainer_state, "optimizer": SHARDED_OPTIMIZER}
+
+    whole = fsdp.full_state_dict(model)  # the consolidated weights, on rank 0
+
+    def fill(directory: Path) -> None:
+        model.save_pretrained(str(directory), state_dict=whole)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(directory))
+        if annotate is not None:
+            annotate(directory)
+        torch.save({"format": 1, "step": step, "trainer": state, "rng": rng_state(), "extra": extra or {}},
+                   directory / TRAINER_STATE)
+
+    _barrier()  # every rank's shard is on disk
+    return save_checkpoint_dir(root, step, fill, keep_last=keep_last, run=run, tmp=tmp)
 
 
-def _write_checkpoint(root: Path, final: Path, step: int, fill: Callable[[Path], None]) -> None:
-    tmp = root / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
-    try:
+def _agreed_temp(root: Path, final: Path) -> Path:
+    """A fresh temp dir made by rank 0, its name sent to every rank."""
+    name = [None]
+    if is_main_process():
+        tmp = root / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
         root.mkdir(parents=True, exist_ok=True)
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
+        name = [str(tmp)]
+    torch.distributed.broadcast_object_list(name, src=0)
+    return Path(name[0])
+
+
+class CheckpointWriteError(StageError):
+    """The file system refused a checkpoint (full disk, quota, permissions): one line, exit 1."""
+
+
+def _write_checkpoint(root: Path, final: Path, step: int, fill: Callable[[Path], None],
+                      tmp: Path | None = None) -> None:
+    """Fill a temp dir (a fresh one, or `tmp` that other ranks already wrote into), flush it, mark it
+    COMPLETE and rename it into place."""
+    try:
+        if tmp is None:
+            tmp = root / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
+            root.mkdir(parents=True, exist_ok=True)
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir()
         fill(tmp)
         _fsync_tree(tmp)
         _write_synced(tmp / COMPLETE, json.dumps({"step": step}) + "\n")
@@ -243,8 +309,9 @@ def restore_trainer(ckpt: str | os.PathLike, trainer) -> dict[str, Any]:
     """Load `ckpt`'s optimizer/schedule state into `trainer` and restore the RNG; returns the
     whole trainer state (its `step` and the stage's `extra`)."""
     state = load_trainer_state(ckpt)
-    trainer.load_state_dict(state["trainer"])
-    restore_rng(state["rng"])
+    trainer.load_state_dict(state["trainer"], sharded_dir=Path(ckpt) / SHARDED_DIR)
+    own = Path(ckpt) / RNG_DIR / f"rank-{rank()}.pt"  # an FSDP run kept every rank's; others rank 0's
+    restore_rng(torch.load(own, map_location="cpu", weights_only=True) if own.is_file() else state["rng"])
     return state
 
 
@@ -252,9 +319,17 @@ def export_model(directory: str | os.PathLike, model: torch.nn.Module, tokenizer
                  annotate: Callable[[Path], None] | None = None) -> None:
     """The final model directory: weights (refused when non-finite), tokenizer, the stage's files.
     Call it on every rank: the weights are identical, so rank 0 writes and the others wait."""
-    check_finite(model)
+    if fsdp.is_sharded(model):  # consolidated to the HF format (rank 0 writes)
+        if not fsdp.all_finite(model):
+            raise NonFiniteWeightsError("refusing to export the model: its weights contain NaN or inf")
+        whole = fsdp.full_state_dict(model)
+        if is_main_process():
+            model.save_pretrained(directory, state_dict=whole)
+    else:
+        check_finite(model)
+        if is_main_process():
+            model.save_pretrained(directory)
     if is_main_process():
-        model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
         if annotate is not None:
             annotate(Path(directory))

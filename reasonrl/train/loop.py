@@ -19,7 +19,7 @@ import torch
 from reasonrl.config import opt
 from reasonrl.errors import StageError
 from reasonrl.runlog import Run
-from reasonrl.train import distributed
+from reasonrl.train import distributed, fsdp
 
 LossFn = Callable[[torch.nn.Module, Any], "tuple[torch.Tensor, dict[str, Any], torch.Tensor | None]"]
 
@@ -85,7 +85,9 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def _as_float(value: Any) -> float:
-    return float(value.detach().float().item()) if isinstance(value, torch.Tensor) else float(value)
+    if not isinstance(value, torch.Tensor):
+        return float(value)
+    return float(fsdp.local_value(value.detach()).float().item())  # a sharded grad norm: its whole value
 
 
 def load_max_over_mean(load: torch.Tensor) -> float:
@@ -103,8 +105,13 @@ class Trainer:
     stage's data cursor stay aligned whatever the guard does.
     """
 
-    def __init__(self, model: torch.nn.Module, cfg: OptimConfig, run: Run | None = None):
+    def __init__(self, model: torch.nn.Module, cfg: OptimConfig, run: Run | None = None, strategy: str = "ddp"):
+        """strategy: how ranks share the work under torchrun (ignored by one process): "ddp"
+        (whole model per rank, gradients all-reduced) or "fsdp" (`model` sharded in place, FSDP2)."""
+        if strategy == "fsdp" and distributed.active():
+            fsdp.shard_model(model)
         self.model = model
+        self.sharded = fsdp.is_sharded(model)
         self.cfg = cfg
         self.run = run if run is not None else Run.null()
         self.optimizer = make_optimizer(_unwrap(model), cfg)
@@ -124,7 +131,8 @@ class Trainer:
         t0 = time.perf_counter()
         loss, sums, load = self._accumulate(loss_fn, batches)
         if distributed.active():  # every rank then holds the global batch's gradient and MoE load
-            distributed.all_reduce_gradients(self.params)
+            if not self.sharded:  # FSDP reduce-scattered each unit's gradient after its backward
+                distributed.all_reduce_gradients(self.params)
             load = None if load is None else distributed.all_reduce_sum(load.clone())
         t1 = time.perf_counter()  # the all-reduce counts as backward: it finishes the gradient
         grad_norm = self._clip_grad_norm()
@@ -162,6 +170,9 @@ class Trainer:
 
     def _sync_context(self, last: bool):
         # DDP all-reduces on every backward; accumulating locally until the last one saves traffic.
+        if self.sharded:
+            self.model.set_requires_gradient_sync(last)
+            return contextlib.nullcontext()
         if isinstance(self.model, torch.nn.parallel.DistributedDataParallel) and not last:
             return self.model.no_sync()
         return contextlib.nullcontext()
@@ -199,11 +210,21 @@ class Trainer:
                 inner.update_moe_bias(load, self.cfg.moe_bias_gamma)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "step": self.step_count,
+        # sharded: name-keyed DTensor shards, which checkpoint.py writes as a distributed checkpoint
+        optimizer = fsdp.optimizer_state(self.model, self.optimizer) if self.sharded else self.optimizer.state_dict()
+        return {"optimizer": optimizer, "step": self.step_count,
                 "skipped_steps": self.skipped_steps, "consecutive_skips": self.consecutive_skips}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+    def load_state_dict(self, state: dict[str, Any], sharded_dir: Any = None) -> None:
+        """`sharded_dir`: the distributed checkpoint to read when the state says the optimizer is
+        there (an FSDP run saved it); any rank count and strategy can resume any checkpoint."""
+        saved = state["optimizer"]
+        if isinstance(saved, str):  # checkpoint.SHARDED_OPTIMIZER
+            fsdp.load_sharded(sharded_dir, self.model, self.optimizer)
+        elif self.sharded:
+            fsdp.load_full_optimizer(self.optimizer, saved)
+        else:
+            self.optimizer.load_state_dict(saved)
         self.step_count = int(state["step"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.consecutive_skips = int(state.get("consecutive_skips", 0))

@@ -54,10 +54,11 @@ def assert_same_run(a, b, keys=("loss", "reward/mean", "kl")):
                 assert ra[key] == pytest.approx(rb[key], rel=1e-4, abs=1e-6), (key, ra["step"])
 
 
-def test_grpo_on_two_ranks_is_the_one_process_run(tmp_path, tiny_base):
+@pytest.mark.parametrize("strategy", ["ddp", pytest.param("fsdp", marks=pytest.mark.slow)])
+def test_grpo_on_two_ranks_is_the_one_process_run(tmp_path, tiny_base, strategy):
     args = (*GRPO, f"model.path={tiny_base}", f"run.dir={tmp_path}", "rl.steps=2", "checkpoint.every=10")
     run_cli("rl", *args, "run.name=one")
-    torchrun("rl", *args, "run.name=two")
+    torchrun("rl", *args, "run.name=two", f"run.strategy={strategy}")
     one, two = tmp_path / "one", tmp_path / "two"
     assert_same_run(one, two)
     assert any(r.get("loss", 0) != 0 for r in metrics(one)), "no learning signal: the comparison proves nothing"
@@ -84,13 +85,16 @@ def checkpoints(run):
 
 
 @pytest.mark.slow
-def test_checkpoints_resume_from_two_ranks_to_one_and_back(tmp_path, tiny_base):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_checkpoints_resume_from_two_ranks_to_one_and_back(tmp_path, tiny_base, strategy):
+    """With fsdp: a distributed checkpoint read by one process, whose plain checkpoint FSDP then reshards."""
     args = (*GRPO, f"model.path={tiny_base}", f"run.dir={tmp_path}", "rl.steps=3", "checkpoint.every=1",
             "checkpoint.keep_last=0")
     run_cli("rl", *args, "run.name=straight")
-    hop = (*args, "run.name=hop")
+    hop = (*args, "run.name=hop", f"run.strategy={strategy}")
     killed = torchrun("kill-after-save=1", "--", "rl", *hop, module="tests.stages.faults", check=False)
     assert killed.returncode != 0 and checkpoints(tmp_path / "hop") == ["step-00000001"]
+    assert (tmp_path / "hop" / "checkpoints" / "step-00000001" / "dcp").is_dir() == (strategy == "fsdp")
     one = subprocess.run([sys.executable, "-m", "tests.stages.faults", "kill-after-save=2", "--", "rl", *hop,
                           "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert one.returncode != 0 and checkpoints(tmp_path / "hop") == ["step-00000001", "step-00000002"]
@@ -99,10 +103,11 @@ def test_checkpoints_resume_from_two_ranks_to_one_and_back(tmp_path, tiny_base):
 
 
 @pytest.mark.slow
-def test_a_killed_rank_resumes_from_the_last_complete_checkpoint(tmp_path, tiny_base):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_a_killed_rank_resumes_from_the_last_complete_checkpoint(tmp_path, tiny_base, strategy):
     args = (*GRPO, f"model.path={tiny_base}", f"run.dir={tmp_path}", "rl.steps=3", "checkpoint.every=1")
     run_cli("rl", *args, "run.name=straight")
-    crash = (*args, "run.name=crash")
+    crash = (*args, "run.name=crash", f"run.strategy={strategy}")
     killed = torchrun("kill-rank1-after-update=2", "--", "rl", *crash, module="tests.stages.faults", check=False,
                       timeout=300)
     assert killed.returncode != 0
@@ -115,7 +120,8 @@ def test_a_killed_rank_resumes_from_the_last_complete_checkpoint(tmp_path, tiny_
 
 
 @pytest.mark.slow
-def test_sft_on_two_ranks_is_the_one_process_run(tmp_path, tiny_base):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_sft_on_two_ranks_is_the_one_process_run(tmp_path, tiny_base, strategy):
     from tests.stages.test_sft import _pairs
 
     data = tmp_path / "sft.jsonl"
@@ -123,5 +129,5 @@ def test_sft_on_two_ranks_is_the_one_process_run(tmp_path, tiny_base):
     args = (f"model.path={tiny_base}", f"data.path={data}", f"run.dir={tmp_path}", "data.batch_size=4",
             "data.seq_len=48", "budget.steps=3", "run.threads=1", "checkpoint.every=10")
     run_cli("sft", *args, "run.name=one")
-    torchrun("sft", *args, "run.name=two")
+    torchrun("sft", *args, "run.name=two", f"run.strategy={strategy}")
     assert_same_run(tmp_path / "one", tmp_path / "two", keys=("loss", "ce_loss", "grad_norm"))
