@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.stages.conftest import REPO, run_cli
-from tests.stages.test_rl import TOY
+from tests.stages.test_rl import TOY, qwen_dir  # noqa: F401 (a fixture)
 
 GRPO = (*TOY, "rl.sampling_seeds=prompt", "rl.beta=0.04", "samples_every=0", "eval.n_examples=2",
         "optim.lr=1e-3", "rl.aggregation=token_mean")
@@ -131,3 +131,28 @@ def test_sft_on_two_ranks_is_the_one_process_run(tmp_path, tiny_base, strategy):
     run_cli("sft", *args, "run.name=one")
     torchrun("sft", *args, "run.name=two", f"run.strategy={strategy}")
     assert_same_run(tmp_path / "one", tmp_path / "two", keys=("loss", "ce_loss", "grad_norm"))
+
+
+@pytest.mark.slow
+def test_fsdp_grpo_on_a_transformers_policy_is_the_one_process_run(tmp_path, qwen_dir):
+    """Qwen2 under FSDP, the prompt shared across each group (the KV-cache path of suffix_hidden)."""
+    args = (*GRPO, f"model.path={qwen_dir}", f"run.dir={tmp_path}", "rl.steps=2", "checkpoint.every=1",
+            "rl.share_prompt=true")
+    run_cli("rl", *args, "run.name=one")
+    torchrun("rl", *args, "run.name=two", "run.strategy=fsdp")
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+    assert (tmp_path / "two" / "checkpoints" / "step-00000002" / "dcp").is_dir()
+    assert any(r.get("loss", 0) != 0 for r in metrics(tmp_path / "one"))
+
+
+@pytest.mark.slow
+def test_fsdp_pretrain_with_moe_and_mtp_is_the_one_process_run(tmp_path):
+    """Pretraining trains every part FSDP shards: MoE experts (with the bias update from the
+    all-reduced load), MTP, the tied-free head."""
+    from tests.stages.conftest import TINY_PRETRAIN
+
+    args = (*TINY_PRETRAIN, f"run.dir={tmp_path}", "budget.steps=3", "eval.every=0", "checkpoint.every=2",
+            "run.threads=1")
+    run_cli("pretrain", *args, "run.name=one")
+    torchrun("pretrain", *args, "run.name=two", "run.strategy=fsdp")
+    assert_same_run(tmp_path / "one", tmp_path / "two", keys=("loss", "ce_loss", "mtp_loss", "grad_norm"))

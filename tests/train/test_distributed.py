@@ -32,8 +32,10 @@ def batch():
     return ids, labels
 
 
-def train(loss: str, steps: int = 3) -> dict[str, torch.Tensor]:
-    """`steps` optimizer steps on this process's share of `batch()`; the final state dict."""
+def train(loss: str, steps: int = 3, strategy: str = "ddp") -> dict[str, torch.Tensor]:
+    """`steps` optimizer steps on this process's share of `batch()`; the final state dict (whole:
+    under fsdp rank 0's consolidated one, with `local_fraction`, the share of the weights this
+    rank held)."""
     from reasonrl.model import create
     from reasonrl.ranks import world_size
     from reasonrl.stages.pretrain import lm_loss
@@ -43,7 +45,7 @@ def train(loss: str, steps: int = 3) -> dict[str, torch.Tensor]:
 
     torch.set_num_threads(1)
     model = create("tiny", seed=0, **TINY).train()
-    trainer = Trainer(model, OptimConfig(lr=1e-2, moe_bias_gamma=0.01))
+    trainer = Trainer(model, OptimConfig(lr=1e-2, moe_bias_gamma=0.01), strategy=strategy)
     ids, labels = batch()
     for _ in range(steps):
         if loss == "lm":
@@ -52,26 +54,31 @@ def train(loss: str, steps: int = 3) -> dict[str, torch.Tensor]:
             trainer.step(sft_loss, sharded_microbatches(ids, labels, 1, model))
         else:
             trainer.step(sft_loss, [(ids, labels)])
+    if trainer.sharded:
+        from reasonrl.train.fsdp import full_state_dict
+
+        local = sum(p.to_local().numel() for p in model.parameters())
+        return {**full_state_dict(model), "local_fraction": torch.tensor(local / sum(p.numel() for p in model.parameters()))}
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _worker(rank: int, port: int, loss: str, queue) -> None:
+def _worker(rank: int, port: int, loss: str, strategy: str, queue) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), OMP_NUM_THREADS="1")
     from reasonrl.train.distributed import process_group
 
     with process_group():
-        state = train(loss)
+        state = train(loss, strategy=strategy)
     buffer = io.BytesIO()
     torch.save(state, buffer)  # bytes, not shared-memory tensors: the worker exits before they are read
     queue.put((rank, buffer.getvalue()))
 
 
-def two_ranks(loss: str) -> list[dict[str, torch.Tensor]]:
+def two_ranks(loss: str, strategy: str = "ddp") -> list[dict[str, torch.Tensor]]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = free_port()
-    procs = [ctx.Process(target=_worker, args=(r, port, loss, queue)) for r in range(2)]
+    procs = [ctx.Process(target=_worker, args=(r, port, loss, strategy, queue)) for r in range(2)]
     for p in procs:
         p.start()
     states = {rank: torch.load(io.BytesIO(data)) for rank, data in (queue.get(timeout=120) for _ in procs)}
@@ -108,3 +115,15 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_one_line(monkeypatch):
     with pytest.raises(ValueError, match=r"^sft: data.batch_size=6 does not split over WORLD_SIZE=4 ranks: use a "
                                          r"multiple of 4$"):
         check_divisible("sft", data__batch_size=6)
+
+
+@pytest.mark.parametrize("loss", ["lm", "sft"])
+def test_fsdp_shards_the_weights_and_trains_like_one_process(loss, monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    single = train(loss)
+    rank0, rank1 = two_ranks(loss, "fsdp")
+    assert float(rank0["local_fraction"]) == pytest.approx(0.5, abs=0.05)  # each rank holds half of every tensor
+    assert float(rank1["local_fraction"]) == pytest.approx(0.5, abs=0.05)
+    for key, value in single.items():
+        torch.testing.assert_close(rank0[key], value, rtol=1e-4, atol=1e-5, msg=f"{key}: FSDP on 2 ranks != 1 process")
