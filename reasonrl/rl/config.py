@@ -86,8 +86,7 @@ class RLSection:
             if getattr(self, key) % world:
                 return (f"rl.{key}={getattr(self, key)} does not split over WORLD_SIZE={world} ranks: use a "
                         f"multiple of {world}")
-        unsupported = {"rl.dynamic_sampling=true": self.dynamic_sampling, "rl.algorithm=ppo": self.algorithm == "ppo",
-                       "rl.sampler=vllm": self.sampler == "vllm"}
+        unsupported = {"rl.dynamic_sampling=true": self.dynamic_sampling, "rl.sampler=vllm": self.sampler == "vllm"}
         for what, on in unsupported.items():
             if on:
                 return f"{what} is not supported under torchrun (WORLD_SIZE={world}) yet: run it as one process"

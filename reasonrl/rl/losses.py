@@ -354,11 +354,13 @@ POLICY_LOSSES: Mapping[str, PolicyLoss] = MappingProxyType({
 
 
 def value_loss(
-    values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip: float | None = 0.2
+    values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip: float | None = 0.2,
+    num_tokens: float | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Clipped value loss ``0.5 * max((V - R)^2, (V_old + clip(V - V_old, +-clip) - R)^2)``.
 
-    All (B, T); token mean over ``mask``. ``clip=None`` gives the plain squared error. Metrics:
+    All (B, T); token mean over ``mask``, or the masked sum over ``num_tokens`` (the token mean of a
+    minibatch split into microbatches or over ranks). ``clip=None`` gives the plain squared error. Metrics:
     ``value_loss``, ``value_clip_frac`` (tokens where the clipped branch is the larger one).
     """
     mask = mask.to(values.dtype)
@@ -371,6 +373,7 @@ def value_loss(
         err_clip = (v_clip - returns) ** 2
         tok = torch.max(err, err_clip)
         frac = (err_clip > err).to(values.dtype)
-    loss = 0.5 * _masked_mean(tok, mask)
+    loss = 0.5 * (_masked_mean(tok, mask) if num_tokens is None else (tok * mask).sum() / num_tokens)
+    # averaged over microbatches and ranks, the logged loss is the global token mean
     metrics = {"value_loss": loss.item(), "value_clip_frac": _masked_mean(frac, mask).item()}
     return loss, metrics

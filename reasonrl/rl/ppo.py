@@ -20,6 +20,8 @@ CRITIC_FILE = "critic.safetensors"
 
 
 class ActorCritic(nn.Module):
+    fsdp_parts = ("actor", "critic")  # sharded as policies of their own (train/fsdp.py)
+
     def __init__(self, actor: nn.Module, critic: nn.Module):
         super().__init__()
         self.actor, self.critic = actor, critic
@@ -51,12 +53,19 @@ class ActorCritic(nn.Module):
         if hasattr(self.actor, "update_moe_bias"):
             self.actor.update_moe_bias(moe_load, gamma)
 
-    def save_pretrained(self, path) -> None:
+    def save_pretrained(self, path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """`state_dict`: this module's whole weights (an FSDP run's consolidated ones) to write
+        instead of the modules' own."""
         from safetensors.torch import save_file
 
-        self.actor.save_pretrained(path)
-        state = {f"critic.{k}": v for k, v in self.critic.state_dict().items()}
-        state.update({f"value_head.{k}": v for k, v in self.value_head.state_dict().items()})
+        if state_dict is None:
+            self.actor.save_pretrained(path)
+            state = {f"critic.{k}": v for k, v in self.critic.state_dict().items()}
+            state.update({f"value_head.{k}": v for k, v in self.value_head.state_dict().items()})
+        else:
+            actor = {k.removeprefix("actor."): v for k, v in state_dict.items() if k.startswith("actor.")}
+            self.actor.save_pretrained(path, state_dict=actor)
+            state = {k: v for k, v in state_dict.items() if k.startswith(("critic.", "value_head."))}
         save_file({k: v.contiguous() for k, v in _untied(state).items()}, str(Path(path) / CRITIC_FILE))
 
 
@@ -92,12 +101,20 @@ def ppo_advantages(rl: RLSection, batch: RolloutBatch, values: torch.Tensor, ref
     vals, _ = to_completion_layout(values, batch.mask)
     rewards = ppo_token_rewards(batch.rewards, old, ref_c, comp_mask, rl.beta if ref is not None else 0.0)
     adv, ret = gae(rewards, vals, comp_mask, rl.gamma, rl.lam)
-    mean = (adv * comp_mask).sum() / comp_mask.sum()
-    std = (((adv - mean) ** 2) * comp_mask).sum().div(comp_mask.sum()).sqrt()
+    mean, std = _token_mean_std(adv, comp_mask)
     adv = (adv - mean) / (std + 1e-8) * comp_mask
     out_adv = torch.zeros_like(batch.mask).scatter_add(1, index, adv)
     out_ret = torch.zeros_like(batch.mask).scatter_add(1, index, ret * comp_mask)
     return out_adv, out_ret
+
+
+def _token_mean_std(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of x over the masked tokens of the global batch (every rank's rows under torchrun)."""
+    from reasonrl.train.distributed import all_reduce_sum
+
+    sums = all_reduce_sum(torch.stack([(x * mask).sum(), mask.sum()]))  # (2,)
+    mean = sums[0] / sums[1]
+    return mean, all_reduce_sum(((x - mean) ** 2 * mask).sum()).div(sums[1]).sqrt()
 
 
 def ppo_loss(model: ActorCritic, mb: dict, rl: RLSection):
@@ -108,7 +125,7 @@ def ppo_loss(model: ActorCritic, mb: dict, rl: RLSection):
     actor_loss, metrics = ppo_policy_loss(logp, mb["old"], mb["adv"], mb["mask"], num_tokens=mb["num_tokens"],
                                           is_weights=mb.get("tis"), **rl.clip_options())
     values = model.values(mb["ids"])[:, :-1]
-    v_loss, v_metrics = value_loss(values, mb["old_v"], mb["ret"], mb["mask"], rl.value_clip)
+    v_loss, v_metrics = value_loss(values, mb["old_v"], mb["ret"], mb["mask"], rl.value_clip, mb["num_tokens"])
     metrics.update(v_metrics)
     metrics["entropy"] = (entropy * mb["mask"]).sum() / mb["mask"].sum().clamp(min=1)
     return actor_loss + rl.vf_coef * v_loss, metrics, load

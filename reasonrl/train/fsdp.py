@@ -43,25 +43,47 @@ def decoder_blocks(model: nn.Module) -> list[nn.Module]:
 def shard_model(model: nn.Module) -> nn.Module:
     """Shard `model` in place over every rank of the process group (CPU with gloo, CUDA with nccl)."""
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 
     device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
     mesh = init_device_mesh(device, (torch.distributed.get_world_size(),))
+    # PPO: the actor and the critic, each a root of its own (either is called without the other);
+    # the rest (the value head) stays whole on every rank, its gradient all-reduced by the trainer
+    parts = [getattr(model, name) for name in getattr(model, "fsdp_parts", ())] or [model]
+    for part in parts:
+        _shard_policy(part, mesh)
+    return model
+
+
+def _shard_policy(model: nn.Module, mesh) -> None:
+    from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
+
     for block in decoder_blocks(model):
         fully_shard(block, mesh=mesh)
     # the root keeps its parameters whole from forward to backward (FSDP's default for the root),
     # so a loss may read the head's weight directly (rl/logprobs.py's fused log-softmax does)
     fully_shard(model, mesh=mesh, reshard_after_forward=False)
+    model.keep_whole_after_forward = True  # what `gathered` restores
     for name in FORWARD_METHODS:
         if callable(getattr(model, name, None)):
             register_fsdp_forward_method(model, name)
-    return model
 
 
 def is_sharded(model: nn.Module) -> bool:
-    from torch.distributed.fsdp import FSDPModule
+    """True when `model` (or a part of it, PPO's actor and critic) is sharded by FSDP."""
+    return bool(_units(model))
 
-    return isinstance(model, FSDPModule)
+
+def replicated(params: list[nn.Parameter]) -> list[nn.Parameter]:
+    """The parameters FSDP does not hold (whole on every rank): their gradients need an all-reduce."""
+    from torch.distributed.tensor import DTensor
+
+    return [p for p in params if not isinstance(p, DTensor)]
+
+
+def set_gradient_sync(model: nn.Module, on: bool) -> None:
+    """Reduce-scatter gradients after this backward (on) or accumulate them locally (off)."""
+    for unit in _units(model):
+        unit.set_requires_gradient_sync(on, recurse=False)
 
 
 def _units(model: nn.Module) -> list[nn.Module]:
@@ -86,7 +108,7 @@ def gathered(model: nn.Module | None) -> Iterator[None]:
     finally:
         for unit in units:
             unit.reshard()
-            unit.set_reshard_after_forward(unit is not model, recurse=False)
+            unit.set_reshard_after_forward(not getattr(unit, "keep_whole_after_forward", False), recurse=False)
 
 
 def local_value(tensor: torch.Tensor) -> torch.Tensor:
@@ -201,3 +223,25 @@ def load_full_optimizer(optimizer: torch.optim.Optimizer, saved: dict) -> None:
                         if isinstance(p, DTensor) and torch.is_tensor(v) and v.shape == p.shape else v
                         for key, v in entry.items()}
     optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+
+
+def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> float:
+    """`clip_grad_norm_` over sharded and whole parameters together (PPO's value head is whole on
+    every rank): shards' squares summed over ranks, the whole ones' counted once."""
+    import math
+
+    from torch.distributed.tensor import DTensor
+
+    squares = torch.zeros((), dtype=torch.float32, device=params[0].grad.device if params else None)
+    for p in params:
+        if isinstance(p, DTensor):
+            squares += p.grad.to_local().float().pow(2).sum()
+    torch.distributed.all_reduce(squares)
+    for p in replicated(params):
+        squares += p.grad.float().pow(2).sum()
+    total = float(squares.sqrt())
+    if math.isfinite(total):
+        coef = min(1.0, max_norm / (total + 1e-6))
+        for p in params:
+            p.grad.mul_(coef)
+    return total

@@ -131,8 +131,8 @@ class Trainer:
         t0 = time.perf_counter()
         loss, sums, load = self._accumulate(loss_fn, batches)
         if distributed.active():  # every rank then holds the global batch's gradient and MoE load
-            if not self.sharded:  # FSDP reduce-scattered each unit's gradient after its backward
-                distributed.all_reduce_gradients(self.params)
+            # FSDP reduce-scattered each unit's gradients after its backward; the rest is whole per rank
+            distributed.all_reduce_gradients(fsdp.replicated(self.params) if self.sharded else self.params)
             load = None if load is None else distributed.all_reduce_sum(load.clone())
         t1 = time.perf_counter()  # the all-reduce counts as backward: it finishes the gradient
         grad_norm = self._clip_grad_norm()
@@ -171,7 +171,7 @@ class Trainer:
     def _sync_context(self, last: bool):
         # DDP all-reduces on every backward; accumulating locally until the last one saves traffic.
         if self.sharded:
-            self.model.set_requires_gradient_sync(last)
+            fsdp.set_gradient_sync(self.model, last)
             return contextlib.nullcontext()
         if isinstance(self.model, torch.nn.parallel.DistributedDataParallel) and not last:
             return self.model.no_sync()
@@ -182,6 +182,8 @@ class Trainer:
         if not params:
             return 0.0
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        if self.sharded:
+            return fsdp.clip_grad_norm(params, max_norm)
         return _as_float(torch.nn.utils.clip_grad_norm_(params, max_norm))
 
     def _all_finite(self, loss: float, grad_norm: float) -> bool:

@@ -156,3 +156,21 @@ def test_fsdp_pretrain_with_moe_and_mtp_is_the_one_process_run(tmp_path):
     run_cli("pretrain", *args, "run.name=one")
     torchrun("pretrain", *args, "run.name=two", "run.strategy=fsdp")
     assert_same_run(tmp_path / "one", tmp_path / "two", keys=("loss", "ce_loss", "mtp_loss", "grad_norm"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_ppo_with_its_critic_on_two_ranks_is_the_one_process_run(tmp_path, tiny_base, strategy):
+    """GAE advantages whitened over the global batch, the value loss a global token mean; under
+    fsdp the actor, the critic and the KL reference are each sharded. Resumed from a checkpoint."""
+    args = (*GRPO, "rl.algorithm=ppo", f"model.path={tiny_base}", f"run.dir={tmp_path}", "rl.steps=2",
+            "checkpoint.every=1")
+    run_cli("rl", *args, "run.name=one")
+    two = (*args, "run.name=two", f"run.strategy={strategy}")
+    killed = torchrun("kill-after-save=1", "--", "rl", *two, module="tests.stages.faults", check=False)
+    assert killed.returncode != 0 and checkpoints(tmp_path / "two") == ["step-00000001"]
+    torchrun("rl", *two)
+    assert_same_run(tmp_path / "one", tmp_path / "two", keys=("loss", "reward/mean", "kl", "value_loss"))
+    critic = load_file(str(tmp_path / "two" / "model" / "critic.safetensors"))
+    for name, value in load_file(str(tmp_path / "one" / "model" / "critic.safetensors")).items():
+        torch.testing.assert_close(critic[name], value, rtol=1e-4, atol=1e-5, msg=name)
