@@ -13,7 +13,10 @@ TRANSFORMERS=${TRANSFORMERS:-5.17.0}
 PY="$VENV/bin/python"
 
 [ -x "$PY" ] || "$PYTHON" -m venv "$VENV"
-"$PY" -m pip install -q "torch==$TORCH" --index-url https://download.pytorch.org/whl/cpu
+# torch from the CPU index; where that index cannot be reached, the default index's build (its CUDA
+# libraries come as dependencies, some GB; it runs on CPU all the same)
+"$PY" -m pip install -q "torch==$TORCH" --index-url https://download.pytorch.org/whl/cpu \
+    || "$PY" -m pip install -q "torch==$TORCH"
 # the repository's constraints pin newer versions: override torch and transformers, keep the rest
 pins=$(mktemp)
 trap 'rm -f "$pins"' EXIT

@@ -139,6 +139,16 @@ class HFPolicy(nn.Module):
                                  past_key_values=cache, use_cache=True)
         return out.last_hidden_state, []
 
+    def set_activation_checkpointing(self, on: bool) -> None:
+        """transformers' gradient checkpointing (non-reentrant): each decoder layer's activations
+        are recomputed in backward."""
+        # transformers renamed it (activation_*) and keeps the old name, deprecated, for a while
+        prefix = "activation" if hasattr(self.hf, "activation_checkpointing_enable") else "gradient"
+        if on:
+            getattr(self.hf, f"{prefix}_checkpointing_enable")(**{f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}})
+        else:
+            getattr(self.hf, f"{prefix}_checkpointing_disable")()
+
     def make_cache(self, batch_size: int, max_len: int):
         p = next(self.hf.parameters())
         if not self._fast_ok(max_len):

@@ -58,6 +58,7 @@ class Transformer(nn.Module):
             self.reset_parameters()
         if cfg.tie_word_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
+        self.activation_checkpointing = False  # set_activation_checkpointing
 
     @torch.no_grad()
     def reset_parameters(self, module: nn.Module | None = None) -> None:
@@ -93,8 +94,13 @@ class Transformer(nn.Module):
         x = self.embed_tokens(ids)
         cos, sin = self.rotary.cos_sin(positions, x.dtype)
         loads, aux = [], None
+        recompute = self.activation_checkpointing and cache is None and torch.is_grad_enabled()
         for i, layer in enumerate(self.layers):
-            x, load, a = layer(x, cos, sin, cache, i, positions)
+            if recompute:  # keep only the block's input; its activations are recomputed in backward
+                x, load, a = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, None, i, positions,
+                                                               use_reentrant=False)
+            else:
+                x, load, a = layer(x, cos, sin, cache, i, positions)
             if load is not None:
                 loads.append(load)
             if a is not None:
@@ -152,6 +158,11 @@ class Transformer(nn.Module):
         if aux is None:
             aux = normed.new_zeros(())
         return TrainOutput(out, mtp_logits, moe_load, aux, hidden=None if logits else normed)
+
+    def set_activation_checkpointing(self, on: bool) -> None:
+        """Recompute each decoder block's activations in backward instead of keeping them (training
+        forwards without a cache; the MTP modules keep theirs)."""
+        self.activation_checkpointing = on
 
     def prefix_hidden(self, prompts: torch.Tensor, key_mask: torch.Tensor):
         """Shared-prompt training forward, part 1: prompts (U, P), right-padded (key_mask (U, P)

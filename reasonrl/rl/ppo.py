@@ -49,6 +49,10 @@ class ActorCritic(nn.Module):
         """V at every input position: (B, T)."""
         return self.value_head(self.critic.hidden_states(ids)).squeeze(-1)
 
+    def set_activation_checkpointing(self, on: bool) -> None:
+        self.actor.set_activation_checkpointing(on)
+        self.critic.set_activation_checkpointing(on)
+
     def update_moe_bias(self, moe_load, gamma=None) -> None:
         if hasattr(self.actor, "update_moe_bias"):
             self.actor.update_moe_bias(moe_load, gamma)

@@ -89,6 +89,8 @@ def main(cfg: RLConfig) -> StageResult:
         raise ValueError("model.overrides apply to freshly created models only; rl loads model.path as it is")
     if cfg.model.lora and (cfg.rl.algorithm == "ppo" or cfg.rl.sampler != "torch"):
         raise ValueError("model.lora is supported with the critic-free algorithms and rl.sampler=torch only (for now)")
+    if cfg.optim.activation_checkpointing and cfg.rl.share_prompt:
+        raise ValueError("optim.activation_checkpointing does not combine with rl.share_prompt (yet): turn one off")
     if cfg.model.lora and cfg.run.strategy == "fsdp" and world_size() > 1:
         raise ValueError("model.lora is not supported with run.strategy=fsdp (yet): use run.strategy=ddp")
     problem = cfg.rl.distributed_problem(world_size())

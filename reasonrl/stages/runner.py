@@ -28,7 +28,7 @@ STAGE_FILE = "stage.json"  # written last: the stage is complete, with its outpu
 IGNORED_CHANGES = ("run.quiet", "run.allow_config_change", "run.dir", "run.name", "run.log_to", "run.strategy")
 # keys added after runs were recorded, with the value that computes what those runs did: a run whose
 # config.yaml lacks one is the same run while the key holds that value (resume, pipeline fingerprints)
-LATER_KEYS = {"rl.sampling_seeds": "batch", "rl.share_prompt": False}
+LATER_KEYS = {"rl.sampling_seeds": "batch", "rl.share_prompt": False, "optim.activation_checkpointing": False}
 
 
 class StageProgram(Protocol):
