@@ -107,6 +107,10 @@ def test_bad_inputs_fail_with_one_line(tmp_path, tiny_base):
     assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     out = run_cli("rl", f"model.path={tiny_base}", "data.task=nosuchtask", f"run.dir={tmp_path}", check=False)
     assert out.returncode == 2 and "unknown task 'nosuchtask'" in out.stderr
+    out = run_cli("rl", f"model.path={tiny_base}", "optim.activation_checkpointing=true", "rl.share_prompt=true",
+                  f"run.dir={tmp_path}", "run.name=ckpt", check=False)
+    assert out.returncode == 2 and "does not combine with rl.share_prompt" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "ckpt").exists()
 
 
 def _reward_curve(run):
