@@ -225,10 +225,14 @@ def build_context(cfg: RLConfig, run, ckpt: Path | None, train: list[dict]):
     from reasonrl.train.loop import Trainer
 
     bundle = load_policy_and_tokenizer(cfg, ckpt)
-    # moved before the optimizer exists, so its state lives beside the (fp32) weights
-    policy, tokenizer = bundle.policy.to(cfg.compute.torch_device()).train(), bundle.tokenizer
+    # moved before the optimizer exists, so its state lives beside the (fp32) weights; under FSDP the
+    # policy and its reference copy stay on the CPU until sharding moves each rank's shard (PPO's
+    # whole value head needs the device first)
+    sharded = cfg.run.strategy == "fsdp" and distributed.active()
+    device = "cpu" if sharded and cfg.rl.algorithm != "ppo" else cfg.compute.torch_device()
+    policy, tokenizer = bundle.policy.to(device).train(), bundle.tokenizer
     reference = _frozen_copy(policy) if cfg.rl.beta > 0 else None
-    if reference is not None and cfg.run.strategy == "fsdp" and distributed.active():
+    if reference is not None and sharded:
         shard_model(reference)  # sharded like the policy, not a whole copy per rank
     actor = policy
     if cfg.rl.algorithm == "ppo":

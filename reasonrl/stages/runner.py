@@ -208,6 +208,10 @@ def _checkpoint_errors() -> tuple[type[BaseException], ...]:
         from safetensors import SafetensorError
 
         errors.append(SafetensorError)
+    with contextlib.suppress(ImportError):  # a damaged distributed checkpoint (an FSDP run's dcp/)
+        from torch.distributed.checkpoint.api import CheckpointException
+
+        errors.append(CheckpointException)
     return tuple(errors)
 
 

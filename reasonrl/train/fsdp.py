@@ -41,7 +41,10 @@ def decoder_blocks(model: nn.Module) -> list[nn.Module]:
 
 
 def shard_model(model: nn.Module) -> nn.Module:
-    """Shard `model` in place over every rank of the process group (CPU with gloo, CUDA with nccl)."""
+    """Shard `model` in place over every rank of the process group (CPU with gloo, CUDA with nccl),
+    moving it to this rank's device. The root unit (embeddings, final norm, head, MTP) stays whole
+    after a forward, also for a frozen reference: the log-prob paths read the head's weight after
+    the forward returns."""
     from torch.distributed.device_mesh import init_device_mesh
 
     device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
@@ -103,6 +106,9 @@ def gathered(model: nn.Module | None) -> Iterator[None]:
     for unit in units:
         unit.unshard()
         unit.set_reshard_after_forward(False, recurse=False)
+    for module in model.modules():  # caches built from the parameters (HFPolicy's fused projections) are
+        if hasattr(module, "refresh_fast_weights"):  # stale: FSDP reuses the unsharded parameter objects
+            module.refresh_fast_weights()
     try:
         yield
     finally:
@@ -127,9 +133,9 @@ def all_finite(model: nn.Module) -> bool:
         local = tensor.to_local() if isinstance(tensor, DTensor) else tensor
         if local.is_floating_point() and not bool(torch.isfinite(local).all()):
             bad = 1.0
-    flag = torch.tensor(bad)
-    torch.distributed.all_reduce(flag)
-    return flag.item() == 0
+    from reasonrl.train.distributed import all_reduce_sum
+
+    return all_reduce_sum(torch.tensor(bad)).item() == 0  # on the backend's device (nccl: CUDA only)
 
 
 def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
