@@ -95,7 +95,7 @@ def sub_run(cfg: DistillConfig, name: str) -> RunSection:
     """The run section of one part: `<run>/<name>/`, with the distill run's seed and switches."""
     r = cfg.run
     return RunSection(name=name, dir=str(r.path), seed=r.seed, threads=r.threads, quiet=r.quiet,
-                      allow_config_change=r.allow_config_change)
+                      allow_config_change=r.allow_config_change, strategy=r.strategy)
 
 
 def traces_config(cfg: DistillConfig) -> RejectionConfig:

@@ -61,3 +61,11 @@ def test_a_wrong_student_fails_before_the_teacher_runs(tmp_path, tiny_base):
                   check=False)
     assert out.returncode == 2 and "nope" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists(), "nothing may be written for bad input"
+
+
+def test_each_part_runs_with_the_distill_runs_switches():
+    cfg = distill.DistillConfig()
+    cfg.run.strategy, cfg.run.seed, cfg.run.threads = "fsdp", 7, 1
+    part = distill.sub_run(cfg, "student")
+    assert (part.strategy, part.seed, part.threads, part.name) == ("fsdp", 7, 1, "student")
+    assert part.dir == str(cfg.run.path)
