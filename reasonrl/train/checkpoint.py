@@ -99,17 +99,23 @@ def save_checkpoint(ckpt_root: str | os.PathLike, step: int, *, model: torch.nn.
         return _save_sharded(ckpt_root, step, model=model, tokenizer=tokenizer, trainer_state=trainer_state or {},
                              extra=extra, keep_last=keep_last, run=run, annotate=annotate)
     check_finite(model)
-
-    def fill(tmp: Path) -> None:
-        model.save_pretrained(str(tmp))
-        if tokenizer is not None:
-            tokenizer.save_pretrained(str(tmp))
-        if annotate is not None:
-            annotate(tmp)
-        state = {"format": 1, "step": step, "trainer": trainer_state, "rng": rng_state(), "extra": extra or {}}
-        torch.save(state, tmp / TRAINER_STATE)
-
+    fill = _model_files(model, tokenizer, annotate, {"format": 1, "step": step, "trainer": trainer_state,
+                                                     "extra": extra or {}})
     return save_checkpoint_dir(ckpt_root, step, fill, keep_last=keep_last, run=run)
+
+
+def _model_files(model, tokenizer, annotate, state: dict[str, Any], weights: dict | None = None):
+    """The `fill` of a model checkpoint: the model (from `weights`, an FSDP run's consolidated
+    state dict, when given), tokenizer, the stage's files and trainer_state.pt with the RNG."""
+
+    def fill(directory: Path) -> None:
+        model.save_pretrained(str(directory), **({} if weights is None else {"state_dict": weights}))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(directory))
+        if annotate is not None:
+            annotate(directory)
+        torch.save({**state, "rng": rng_state()}, directory / TRAINER_STATE)
+    return fill
 
 
 def save_checkpoint_dir(ckpt_root: str | os.PathLike, step: int, fill: Callable[[Path], None], *,
@@ -150,16 +156,8 @@ def _save_sharded(ckpt_root, step: int, *, model, tokenizer, trainer_state: dict
     state = {**trainer_state, "optimizer": SHARDED_OPTIMIZER}
 
     whole = fsdp.full_state_dict(model)  # the consolidated weights, on rank 0
-
-    def fill(directory: Path) -> None:
-        model.save_pretrained(str(directory), state_dict=whole)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(str(directory))
-        if annotate is not None:
-            annotate(directory)
-        torch.save({"format": 1, "step": step, "trainer": state, "rng": rng_state(), "extra": extra or {}},
-                   directory / TRAINER_STATE)
-
+    fill = _model_files(model, tokenizer, annotate, {"format": 1, "step": step, "trainer": state,
+                                                     "extra": extra or {}}, weights=whole)
     _barrier()  # every rank's shard is on disk
     return save_checkpoint_dir(root, step, fill, keep_last=keep_last, run=run, tmp=tmp)
 
